@@ -1,0 +1,3 @@
+from breadthflow.cli.app import main
+
+main()
