@@ -1,0 +1,199 @@
+"""ORM models of the metadata DB (SQLAlchemy 2 typed declarative).
+
+The schema itself is owned by the Alembic migrations in ``store/migrations/versions``;
+these classes must describe exactly the same tables (a test compares them on SQLite and
+PostgreSQL). To change the schema, change a model *and* add a migration.
+
+Portability rules followed here, so one schema runs on SQLite and PostgreSQL:
+
+- no native ENUM types (a CHECK constraint on a string instead), so adding a value never
+  needs a type migration;
+- every timestamp is :class:`UTCDateTime`: timezone-aware UTC in Python on both
+  databases, although SQLite stores no offset;
+- constraint names come from :data:`NAMING_CONVENTION`, so Alembic batch mode on SQLite
+  can find, drop and recreate them by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+INGESTION_STATUSES = ("running", "succeeded", "partial", "failed")
+
+# Column widths. Symbols are at most 20 characters after normalize_symbol(); the slack
+# keeps an odd vendor ticker from failing a whole ingestion on PostgreSQL.
+SYMBOL_LENGTH = 32
+NAME_LENGTH = 64
+
+
+def utcnow() -> dt.datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that is always timezone-aware UTC on the Python side.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores the UTC wall-clock time as text and
+    hands back naive values, which are re-tagged as UTC here. Naive datetimes are
+    refused on the way in: guessing their zone is how off-by-hours bugs are born.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} — pass a timezone-aware value")
+        value = value.astimezone(dt.UTC)
+        # SQLite has no zone support: store the UTC wall-clock so text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table in the metadata DB."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --- universes ----------------------------------------------------------------------------
+
+
+class Universe(Base):
+    """A user-defined, named list of symbols (built-in universes live in code)."""
+
+    __tablename__ = "universes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UniverseSymbol(Base):
+    """One member of a universe. The primary key makes duplicates impossible."""
+
+    __tablename__ = "universe_symbols"
+    __table_args__ = (
+        # Positions are unique per universe, so the stored order is unambiguous; the
+        # index behind this constraint also serves "symbols of universe X in order".
+        UniqueConstraint("universe_id", "position"),
+    )
+
+    universe_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+# --- ingestions (one row per `data fetch`) ------------------------------------------------
+
+
+class Ingestion(Base):
+    """One run of ``data fetch``: what was asked, what was stored, how it ended."""
+
+    __tablename__ = "ingestions"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in INGESTION_STATUSES) + ")",
+            name="status",
+        ),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    symbols_requested: Mapped[int] = mapped_column(Integer)
+    symbols_stored: Mapped[int] = mapped_column(Integer, default=0)
+    symbols_failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Row counts can exceed 2**31 for long intraday histories of a large universe.
+    rows_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_inserted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestionIssue(Base):
+    """A data problem found during an ingestion (mirrors ``core.models.DataIssue``)."""
+
+    __tablename__ = "ingestion_issues"
+    __table_args__ = (
+        CheckConstraint("rows >= 0", name="rows_not_negative"),
+        # Serves both "issues of ingestion N" and "issues of ingestion N of kind K".
+        Index(None, "ingestion_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ingestion_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("ingestions.id", ondelete="CASCADE")
+    )
+    symbol: Mapped[str | None] = mapped_column(String(SYMBOL_LENGTH))
+    date: Mapped[dt.date | None] = mapped_column(Date)
+    # A plain string, not a CHECK list: new IssueKind values must not need a migration.
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IngestionFailure(Base):
+    """A symbol that could not be fetched or stored (mirrors ``core.models.SymbolFailure``).
+
+    A surrogate key rather than ``(ingestion_id, symbol)``: one symbol may fail at two
+    stages of the same fetch (download, then write), and both errors are worth keeping.
+    """
+
+    __tablename__ = "ingestion_failures"
+    __table_args__ = (Index(None, "ingestion_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ingestion_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("ingestions.id", ondelete="CASCADE")
+    )
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    error: Mapped[str] = mapped_column(Text)
