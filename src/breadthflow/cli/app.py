@@ -1,0 +1,39 @@
+"""The ``breadthflow`` command. Sub-commands live one module per group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from breadthflow import __version__
+from breadthflow.cli import config_cmd, data, db, demo
+from breadthflow.cli._output import err
+from breadthflow.core.errors import BreadthFlowError
+
+app = typer.Typer(
+    name="breadthflow",
+    help="Market-breadth signals: data, breadth, signals, backtests, scans and pipelines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the BreadthFlow version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console entry point: user errors are one line and an exit code, never a traceback."""
+    try:
+        app()
+    except BreadthFlowError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
