@@ -63,9 +63,7 @@ class Provider(ABC):
         the bar), columns :data:`PROVIDER_COLUMNS` with the dtypes of ``bar_schema``,
         sorted by date. Raise a BreadthFlowError subclass for a symbol that fails."""
 
-    def dataset_issues(
-        self, timeframe: Timeframe, start: dt.date, end: dt.date
-    ) -> list[DataIssue]:
+    def dataset_issues(self, timeframe: Timeframe, start: dt.date, end: dt.date) -> list[DataIssue]:
         """Problems of the data set as a whole (e.g. sessions missing from the file)."""
         return []
 
