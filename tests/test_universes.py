@@ -17,7 +17,9 @@ def test_builtin_lists_have_no_duplicates_and_valid_symbols(name):
     assert all(normalize_symbol(s) == s for s in symbols)
 
 
-@pytest.mark.parametrize(("name", "size"), [("demo_small", 8), ("demo_medium", 20), ("demo_large", 40), ("dow30", 30)])
+@pytest.mark.parametrize(
+    ("name", "size"), [("demo_small", 8), ("demo_medium", 20), ("demo_large", 40), ("dow30", 30)]
+)
 def test_demo_lists_are_made_of_sample_symbols(name, size):
     sample = set(universes.builtin_symbols("sample-sp500"))
     symbols = universes.builtin_symbols(name)

@@ -46,9 +46,7 @@ def test_export_gives_back_exactly_what_was_stored(capsys, tmp_path: Path, suffi
         capsys, "data", "export", "--symbols", "AAPL,DHR,ETFC", *SAMPLE, "--output", str(out)
     )
     assert result.code == 0, result.err
-    exported = (
-        pl.read_csv(out, try_parse_dates=True) if suffix == ".csv" else pl.read_parquet(out)
-    )
+    exported = pl.read_csv(out, try_parse_dates=True) if suffix == ".csv" else pl.read_parquet(out)
     assert exported.columns == ["symbol", "date", "open", "high", "low", "close", "volume"]
 
     from breadthflow.core.config import get_settings
@@ -157,7 +155,9 @@ def test_partial_failure_exits_nonzero_and_keeps_the_rest(capsys, tmp_path: Path
     folder.mkdir()
     header = "date,open,high,low,close,volume\n"
     (folder / "GOOD.csv").write_text(header + "2024-01-02,10,11,9,10.5,1000\n")
-    (folder / "BAD.csv").write_text(header + "2024-01-02,10,11,9,10.5,1000\n2024-01-03,10,11,9,abc,5\n")
+    (folder / "BAD.csv").write_text(
+        header + "2024-01-02,10,11,9,10.5,1000\n2024-01-03,10,11,9,abc,5\n"
+    )
     result = run_cli(
         capsys, "data", "fetch", "-p", "csv", "--path", str(folder), "-s", "GOOD,BAD",
         "--start", "2024-01-01", "--end", "2024-01-31", "--format", "json",

@@ -67,7 +67,9 @@ def test_fetch_killed_halfway_leaves_lake_consistent_and_refetch_completes(
 @pytest.mark.s3
 def test_fetch_and_export_through_an_s3_lake(capsys, s3_bucket: str, monkeypatch, tmp_path):
     monkeypatch.setenv("BREADTHFLOW_LAKE_URL", f"s3://{s3_bucket}/lake")
-    result = run_cli(capsys, "data", "fetch", "-p", "sample", "-u", "demo_small", *SAMPLE, "-f", "json")
+    result = run_cli(
+        capsys, "data", "fetch", "-p", "sample", "-u", "demo_small", *SAMPLE, "-f", "json"
+    )
     assert result.code == 0, result.err
     assert json.loads(result.out)["symbols_stored"] == 8
     out = tmp_path / "x.parquet"
@@ -81,7 +83,9 @@ def test_fetch_and_export_through_an_s3_lake(capsys, s3_bucket: str, monkeypatch
 @pytest.mark.postgres
 def test_fetch_records_ingestion_in_postgresql(capsys, postgres_url: str, monkeypatch):
     monkeypatch.setenv("BREADTHFLOW_DATABASE_URL", postgres_url)
-    result = run_cli(capsys, "data", "fetch", "-p", "sample", "-s", "DHR,GIS", *SAMPLE, "-f", "json")
+    result = run_cli(
+        capsys, "data", "fetch", "-p", "sample", "-s", "DHR,GIS", *SAMPLE, "-f", "json"
+    )
     assert result.code == 0, result.err
     import sqlalchemy as sa
 
@@ -101,7 +105,10 @@ def test_json_logs_use_ecs_fields_and_carry_the_run_id(capsys, isolated_home, mo
     result = run_cli(capsys, "data", "fetch", "-p", "sample", "-s", "AAPL", *SAMPLE, "-f", "json")
     assert result.code == 0, result.err
     ingestion = json.loads(result.out)["ingestion_id"]
-    lines = [json.loads(x) for x in (isolated_home / "logs" / "breadthflow.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for x in (isolated_home / "logs" / "breadthflow.jsonl").read_text().splitlines()
+    ]
     finished = [x for x in lines if x.get("message", "").startswith("fetch finished")]
     assert finished, lines
     record = finished[-1]

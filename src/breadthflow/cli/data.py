@@ -155,13 +155,23 @@ def summary(fmt: FormatOpt = Format.table) -> None:
     else:
         emit_rows(result["timeframes"], fmt, title="Stored bars")
     if result["recent_fetches"]:
-        emit_rows(
-            result["recent_fetches"],
-            fmt,
-            title="Recent fetches",
-            columns=["id", "provider", "timeframe", "status", "symbols_stored", "symbols_failed",
-                     "rows_inserted", "rows_updated", "started_at", "issues"],
-        )  # fmt: skip
+        emit_rows([_fetch_row(f) for f in result["recent_fetches"]], fmt, title="Recent fetches")
+
+
+def _fetch_row(fetch: dict) -> dict:
+    """A fetch record squeezed into one readable table row."""
+    started = (fetch.get("started_at") or "")[:16].replace("T", " ")
+    return {
+        "id": fetch["id"],
+        "provider": f"{fetch['provider']} {fetch['timeframe']}",
+        "status": fetch["status"],
+        "symbols": f"{fetch['symbols_stored']}/{fetch['symbols_requested']}",
+        "rows new/upd/same": (
+            f"{fetch['rows_inserted']:,}/{fetch['rows_updated']:,}/{fetch['rows_unchanged']:,}"
+        ),
+        "issues": sum((fetch.get("issues") or {}).values()),
+        "started (UTC)": started,
+    }
 
 
 @app.command("coverage")

@@ -48,18 +48,22 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home, description="Folder for the DB, lake and logs")
     database_url: str = Field("", description="SQLAlchemy URL of the metadata DB")
     lake_url: str = Field("", description="Where bars are stored: file://… or s3://bucket/prefix")
-    bus_url: str = Field("sqlite", description="Event bus: sqlite, postgres, redis://, kafka://, nats://")
+    bus_url: str = Field(
+        "sqlite", description="Event bus: sqlite, postgres, redis://, kafka://, nats://"
+    )
     executor_url: str = Field("local", description="Run executor: local or celery+redis://…")
     engine: str = Field("polars", description="Compute engine: polars, spark-local[N], spark://…")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint override (MinIO, moto)")
     s3_region: str = Field("us-east-1", description="S3 region")
-    s3_access_key_id: str | None = Field(None, description="S3 access key (else AWS_* env / profile)")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key (else AWS_* env / profile)"
+    )
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key")
     yahoo_base_url: str = Field(
         "https://query2.finance.yahoo.com", description="Base URL of the Yahoo chart API"
     )
     fetch_workers: int = Field(4, ge=1, le=64, description="Parallel symbol fetches/writes")
-    log_level: str = Field("INFO", description="Terminal log level")
+    log_level: str = Field("WARNING", description="Terminal log level")
     log_json: bool = Field(True, description="Also write JSON (ECS) logs to $home/logs/")
 
     @field_validator("home", mode="after")

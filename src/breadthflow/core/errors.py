@@ -77,4 +77,6 @@ def unknown_name(kind: str, value: str, known: Iterable[str]) -> NotFoundError:
     close = difflib.get_close_matches(value, names, n=1, cutoff=0.75)
     hint = f" — did you mean '{close[0]}'?" if close else ""
     shown = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
-    return NotFoundError(f"unknown {kind} '{value}'{hint}" + (f" — known: {shown}" if not close else ""))
+    return NotFoundError(
+        f"unknown {kind} '{value}'{hint}" + (f" — known: {shown}" if not close else "")
+    )

@@ -83,7 +83,9 @@ def configure_logging(
             logger.warning("cannot write JSON logs to %s: %s", logs_dir, exc)
         else:
             files.setLevel(logging.DEBUG)
-            files.setFormatter(ecs_logging.StdlibFormatter(exclude_fields=["process", "log.origin"]))
+            files.setFormatter(
+                ecs_logging.StdlibFormatter(exclude_fields=["process", "log.origin"])
+            )
             files.addFilter(_RunIdFilter())
             logger.addHandler(files)
     _configured["key"] = key

@@ -42,7 +42,9 @@ class Timeframe(StrEnum):
             return cls(str(value).strip().lower())
         except ValueError:
             known = ", ".join(t.value for t in cls)
-            raise InvalidInputError(f"unknown timeframe '{value}' — expected one of {known}") from None
+            raise InvalidInputError(
+                f"unknown timeframe '{value}' — expected one of {known}"
+            ) from None
 
 
 def date_dtype(timeframe: Timeframe) -> pl.DataType:
