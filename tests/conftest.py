@@ -24,7 +24,7 @@ POSTGRES_URL = os.environ.get(
     "BREADTHFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 S3_ACCESS_KEY = "testing"
-S3_SECRET_KEY = "testing-secret"  # noqa: S105 - moto accepts any credentials
+S3_SECRET_KEY = "testing-secret"
 
 
 def services_required() -> bool:
