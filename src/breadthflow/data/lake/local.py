@@ -1,0 +1,182 @@
+"""The lake on local disk (``file:///abs/path`` or a plain path) — the embedded default.
+
+A partition is committed by writing a temp file next to it (``.tmp-…``, ignored by
+readers), fsyncing it and renaming it over ``part-0.parquet``: ``os.replace`` is atomic
+on POSIX, so a reader sees the old file or the new one, never half. A
+per-partition :class:`filelock.FileLock` under ``<root>/_locks/`` serialises the
+read-merge-write of one partition across threads and processes, so two writers of the
+same symbol cannot lose each other's rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+from filelock import FileLock, Timeout
+
+from breadthflow.core.config import Settings
+from breadthflow.core.errors import BackendUnavailableError, ConfigError, DataError
+from breadthflow.core.models import Timeframe, bar_schema
+from breadthflow.data.lake import register_lake
+from breadthflow.data.lake._base import (
+    STALE_TMP_SECONDS,
+    TMP_PREFIX,
+    ParquetLake,
+    encode_parquet,
+    short_reason,
+)
+
+# Waiting longer than this for another writer of the same partition means it is stuck.
+LOCK_TIMEOUT_SECONDS = 300.0
+
+
+class LocalLake(ParquetLake):
+    """Parquet partitions in a folder on this machine."""
+
+    def __init__(self, root: Path, *, workers: int = 4) -> None:
+        root = Path(root).expanduser().resolve()
+        # Footers are read in the calling thread: from local disk a footer read is mostly
+        # Python-side work, and extra threads only contend for the GIL (measured slower).
+        super().__init__(
+            root.as_uri(),
+            pafs.LocalFileSystem(),
+            root.as_posix(),
+            workers=workers,
+            metadata_workers=1,
+        )
+        self.path = root
+        self._locks_dir = root / "_locks"
+
+    @contextlib.contextmanager
+    def _lock(self, timeframe: Timeframe, symbol: str) -> Iterator[None]:
+        lock = FileLock(self._locks_dir / f"bars-{timeframe.value}-{symbol}.lock")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+        except Timeout:
+            raise BackendUnavailableError(
+                f"lake {self.url}: partition {timeframe.value}/{symbol} is locked by another "
+                f"writer for over {LOCK_TIMEOUT_SECONDS:.0f} s — is a fetch stuck?"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _scan(
+        self,
+        paths: list[str],
+        timeframe: Timeframe,
+        columns: list[str],
+        lo: dt.date | dt.datetime | None,
+        hi: dt.date | dt.datetime | None,
+    ) -> pl.DataFrame:
+        """Read local files with Polars' native multi-file Parquet reader.
+
+        On local disk the cost is CPU, not latency, and for thousands of small files
+        Polars' reader needs about half the CPU of an Arrow dataset scan plus the
+        Arrow→Polars conversion (5,000 files × 2,520 rows: ≈2.3 s vs ≈5 s of CPU).
+        The date filter and the projection are pushed into the scan (row groups are
+        skipped by their statistics); files are concatenated in path order.
+        """
+        schema = bar_schema(timeframe)
+        scan = pl.scan_parquet(
+            paths,
+            schema=schema,
+            hive_partitioning=False,  # symbol is inside the file, not taken from the path
+            glob=False,
+        )
+        date = pl.col("date")
+        if lo is not None:
+            scan = scan.filter(date >= pl.lit(lo, dtype=schema["date"]))
+        if hi is not None:
+            scan = scan.filter(date <= pl.lit(hi, dtype=schema["date"]))
+        try:
+            return scan.select(columns).collect()
+        except pl.exceptions.ComputeError as exc:
+            raise DataError(
+                f"lake {self.url} holds an unreadable file: {short_reason(exc)}"
+            ) from exc
+
+    def _commit(self, path: str, table: pa.Table) -> None:
+        data = encode_parquet(table)
+        folder = os.path.dirname(path)
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet")
+        # os.open with 0o666 lets the umask decide the mode, like any other file we write
+        # (tempfile.mkstemp would force 0o600 and hide the lake from other users).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileNotFoundError:  # the first write of this partition: make its folder
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
+        else:  # only a folder that already existed can hold a dead writer's temp file
+            _remove_stale_tmp(folder, keep=tmp)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                _write_bytes(file, data)
+                file.flush()
+                # Data must be on disk before the rename, or a power cut could leave the
+                # new name pointing at an empty file. (The folder itself is not fsynced:
+                # atomicity does not need it, and at worst a power cut forgets the very
+                # last write, which the next fetch repeats.)
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def _write_bytes(file: object, data: pa.Buffer) -> None:
+    """Write the encoded partition to the temp file (a seam for crash tests)."""
+    file.write(data)  # type: ignore[attr-defined]
+
+
+def _remove_stale_tmp(folder: str, keep: str) -> None:
+    """Delete temp files of writers that died more than an hour ago."""
+    cutoff = time.time() - STALE_TMP_SECONDS
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(TMP_PREFIX) or entry.path == keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+
+
+def local_path(url: str) -> Path:
+    """The folder named by ``file:///abs/path``, ``file://localhost/path`` or a plain path.
+
+    >>> local_path("file:///srv/lake").as_posix()
+    '/srv/lake'
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"unsupported lake URL '{url}' — a file:// URL cannot name a host "
+                f"('{parts.netloc}'); expected file:///absolute/path"
+            )
+        raw = url2pathname(parts.path)
+    else:  # a plain path (or a Windows drive letter, which urlsplit reads as a scheme)
+        raw = url
+    if not raw.strip():
+        raise ConfigError(f"lake URL '{url}' names no folder — expected file:///absolute/path")
+    return Path(raw).expanduser().resolve()
+
+
+@register_lake("file")
+def open_local_lake(url: str, settings: Settings) -> LocalLake:
+    """Open the local lake named by a ``file://`` URL or a plain path (see ``open_lake``)."""
+    return LocalLake(local_path(url), workers=settings.fetch_workers)
