@@ -236,13 +236,38 @@ def _fetch_into_lake(
     pending_symbols: list[str] = []
 
     def flush() -> None:
+        """Validate a batch of symbols in one pass, then upsert it."""
         if not pending:
             return
-        result = ctx.lake.upsert(pl.concat(pending, how="vertical"), timeframe)
-        report.rows_inserted += result.inserted
-        report.rows_updated += result.updated
-        report.rows_unchanged += result.unchanged
-        report.symbols_stored += len(pending_symbols)
+        clean, problems = validate_bars(
+            pl.concat(pending, how="vertical"), timeframe, provider.name
+        )
+        report.issues.extend(problems)
+        kept = set(clean["symbol"].unique().to_list())
+        for symbol in pending_symbols:
+            if symbol not in kept:
+                report.failures.append(
+                    SymbolFailure(
+                        symbol=symbol,
+                        error=f"no usable bars between {period.start} and {period.end}",
+                    )
+                )
+        if clean.height:
+            first, last = clean["date"].min(), clean["date"].max()
+            first_d = first.date() if isinstance(first, dt.datetime) else first
+            last_d = last.date() if isinstance(last, dt.datetime) else last
+            report.first_date = min(filter(None, [report.first_date, first_d]))
+            report.last_date = max(filter(None, [report.last_date, last_d]))
+            report.rows_received += clean.height
+            stamped = clean.with_columns(
+                pl.lit(provider.name).alias("source"),
+                pl.lit(dt.datetime.now(dt.UTC), dtype=schema["ingested_at"]).alias("ingested_at"),
+            ).select([pl.col(c).cast(t) for c, t in schema.items()])
+            result = ctx.lake.upsert(stamped, timeframe)
+            report.rows_inserted += result.inserted
+            report.rows_updated += result.updated
+            report.rows_unchanged += result.unchanged
+            report.symbols_stored += len(kept)
         pending.clear()
         pending_symbols.clear()
 
@@ -251,32 +276,18 @@ def _fetch_into_lake(
         if error is not None or bars is None:
             report.failures.append(SymbolFailure(symbol=symbol, error=error or "no data"))
             log.warning("fetch failed for %s: %s", symbol, error)
+        elif bars.frame.height == 0:
+            report.issues.extend(bars.issues)
+            report.failures.append(
+                SymbolFailure(
+                    symbol=symbol, error=f"no bars between {period.start} and {period.end}"
+                )
+            )
         else:
             report.issues.extend(bars.issues)
-            clean, problems = validate_bars(bars.frame, timeframe, provider.name)
-            report.issues.extend(problems)
-            if clean.height == 0:
-                report.failures.append(
-                    SymbolFailure(
-                        symbol=symbol, error=f"no bars between {period.start} and {period.end}"
-                    )
-                )
-            else:
-                report.rows_received += clean.height
-                first, last = clean["date"].min(), clean["date"].max()
-                first_d = first.date() if isinstance(first, dt.datetime) else first
-                last_d = last.date() if isinstance(last, dt.datetime) else last
-                report.first_date = min(filter(None, [report.first_date, first_d]))
-                report.last_date = max(filter(None, [report.last_date, last_d]))
-                now = dt.datetime.now(dt.UTC)
-                pending.append(
-                    clean.with_columns(
-                        pl.lit(provider.name).alias("source"),
-                        pl.lit(now, dtype=schema["ingested_at"]).alias("ingested_at"),
-                    ).select([pl.col(c).cast(t) for c, t in schema.items()])
-                )
-                pending_symbols.append(symbol)
-                log.debug("fetched %s: %d bars", symbol, clean.height)
+            pending.append(bars.frame)
+            pending_symbols.append(symbol)
+            log.debug("fetched %s: %d bars", symbol, bars.frame.height)
         if len(pending_symbols) >= WRITE_BATCH:
             flush()
         if progress is not None:
