@@ -22,31 +22,16 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _harness import peak_rss_mb, run_cases
+
 HERE = Path(__file__).resolve().parent
 START = "2011-01-03"
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory.
-
-    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across fork+exec, so a case
-    would report at least the parent's RSS (the parent holds the generated universe).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def end_date(days: int) -> str:
@@ -165,17 +150,9 @@ def main() -> None:
         return
 
     prepare(args.work, args.symbols, args.days)
-    results: dict[str, list[dict]] = {}
-    for run in range(args.repeat):
-        for case in args.cases.split(","):
-            child = subprocess.run(
-                [sys.executable, __file__, "--case", case, "--work", str(args.work),
-                 "--symbols", str(args.symbols), "--days", str(args.days)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            results.setdefault(case, []).append(result)
-            print(f"run {run + 1} {case}: {result['seconds']:.2f} s", file=sys.stderr)
+    child_args = ["--work", str(args.work), "--symbols", str(args.symbols),
+                  "--days", str(args.days)]  # fmt: skip
+    results = run_cases(__file__, args.cases.split(","), args.repeat, child_args)
 
     baseline = {"bf_upsert": "pandas_write", "bf_fetch": "pandas_write", "bf_read": "pandas_read"}
     med = {c: statistics.median(r["seconds"] for r in rs) for c, rs in results.items()}

@@ -358,6 +358,31 @@ class ExportResult:
     symbols: int
 
 
+def check_output_path(output: str | Path) -> Path:
+    """An output file path ending in .csv or .parquet whose folder exists."""
+    path = Path(output)
+    if path.suffix.lower() not in EXPORT_FORMATS:
+        raise InvalidInputError(
+            f"cannot export to '{path.name}' — expected a file ending in .csv or .parquet"
+        )
+    if not path.parent.exists():
+        raise InvalidInputError(f"folder {path.parent} does not exist")
+    return path
+
+
+def write_frame_atomically(frame: pl.DataFrame, path: Path) -> None:
+    """Write CSV or Parquet (by suffix) so the file appears complete or not at all."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if path.suffix.lower() == ".csv":
+            frame.write_csv(tmp)
+        else:
+            frame.write_parquet(tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def export_bars(
     ctx: AppContext,
     output: str | Path,
@@ -371,13 +396,7 @@ def export_bars(
 
     The file appears complete or not at all (written aside, then renamed).
     """
-    path = Path(output)
-    if path.suffix.lower() not in EXPORT_FORMATS:
-        raise InvalidInputError(
-            f"cannot export to '{path.name}' — expected a file ending in .csv or .parquet"
-        )
-    if not path.parent.exists():
-        raise InvalidInputError(f"folder {path.parent} does not exist")
+    path = check_output_path(output)
     tf = Timeframe.parse(timeframe)
     period = DateRange.parse(start, end)
     wanted = resolve_symbols(ctx, symbols, universe)
@@ -388,15 +407,7 @@ def export_bars(
             f"{period.end} — fetch them first with `breadthflow data fetch`"
         )
     frame = frame.select(EXPORT_COLUMNS)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if path.suffix.lower() == ".csv":
-            frame.write_csv(tmp)
-        else:
-            frame.write_parquet(tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_frame_atomically(frame, path)
     return ExportResult(path=path, rows=frame.height, symbols=frame["symbol"].n_unique())
 
 
