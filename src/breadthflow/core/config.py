@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "https://query2.finance.yahoo.com", description="Base URL of the Yahoo chart API"
     )
     fetch_workers: int = Field(4, ge=1, le=64, description="Parallel symbol fetches/writes")
+    strategies_file: Path | None = Field(
+        None,
+        description="TOML of strategy parameters over the packaged defaults "
+        "(default: $home/strategies.toml when it exists)",
+    )
     log_level: str = Field("WARNING", description="Terminal log level")
     log_json: bool = Field(True, description="Also write JSON (ECS) logs to $home/logs/")
 
@@ -103,6 +108,14 @@ class Settings(BaseSettings):
     @property
     def resolved_lake_url(self) -> str:
         return self.lake_url or (self.home / "lake").resolve().as_uri()
+
+    @property
+    def resolved_strategies_file(self) -> Path | None:
+        """The user's strategy-parameter file, if one is configured or present in home."""
+        if self.strategies_file is not None:
+            return self.strategies_file.expanduser()
+        default = self.home / "strategies.toml"
+        return default if default.exists() else None
 
     @property
     def logs_dir(self) -> Path:
