@@ -23,7 +23,11 @@ from breadthflow.store import db as db_module
 from breadthflow.store.db import MIGRATIONS_DIR
 from breadthflow.store.models import Base, Ingestion, Universe
 
-TABLES = {"universes", "universe_symbols", "ingestions", "ingestion_issues", "ingestion_failures"}
+TABLES = {
+    "universes", "universe_symbols", "ingestions", "ingestion_issues", "ingestion_failures",
+    "signals",
+}  # fmt: skip
+LATEST = "0002"
 
 
 def _tables(db: Database) -> set[str]:
@@ -36,7 +40,7 @@ def _tables(db: Database) -> set[str]:
 def test_first_open_applies_migrations(db_url: str) -> None:
     db = open_database(db_url)
 
-    assert db.head_revision() == "0001"
+    assert db.head_revision() == LATEST
     assert db.current_revision() == db.head_revision()
     assert _tables(db) >= TABLES
 
@@ -117,22 +121,22 @@ def test_concurrent_first_opens_from_several_processes_all_succeed(db_url: str) 
     results = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs]
 
     assert [code for code, _ in results] == [0, 0, 0], results
-    assert open_database(db_url).current_revision() == "0001"
+    assert open_database(db_url).current_revision() == LATEST
 
 
 @pytest.fixture
 def broken_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The shipped migrations plus a revision 0002 that creates a table, then fails."""
+    """The shipped migrations plus a later revision that creates a table, then fails."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts)
-    (scripts / "versions" / "0002_broken.py").write_text(
+    (scripts / "versions" / "broken.py").write_text(
         textwrap.dedent(
-            """
+            f"""
             import sqlalchemy as sa
             from alembic import op
 
-            revision = "0002"
-            down_revision = "0001"
+            revision = "broken"
+            down_revision = "{LATEST}"
 
             def upgrade():
                 op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
