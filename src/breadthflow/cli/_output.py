@@ -40,7 +40,9 @@ def to_json(data: Any) -> str:
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, dt.date | Mapping | list | tuple):
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping | list | tuple):
         return _cell(value)
     return value
 
@@ -56,6 +58,9 @@ def _cell(value: Any) -> str:
         return ", ".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, dt.datetime):  # tables show seconds; JSON/CSV keep everything
+        zone = " UTC" if value.utcoffset() == dt.timedelta(0) else ""
+        return value.strftime("%Y-%m-%d %H:%M:%S") + zone
     return _default(value) if isinstance(value, dt.date) else str(value)
 
 

@@ -15,7 +15,12 @@ from breadthflow.core.errors import InvalidInputError, NotFoundError
 from breadthflow.core.models import DateRange, Timeframe
 from breadthflow.indicators.breadth import breadth_table
 from breadthflow.services.context import AppContext
-from breadthflow.services.data import check_output_path, resolve_symbols, write_frame_atomically
+from breadthflow.services.data import (
+    check_output_path,
+    resolve_symbols,
+    shown_symbols,
+    write_frame_atomically,
+)
 
 # Only what the breadth table uses: a column-projected read is a fraction of the full bars.
 BREADTH_INPUT_COLUMNS = ("symbol", "date", "close", "volume")
@@ -43,7 +48,7 @@ def compute_breadth(
         )
     period = DateRange.parse(start, end)
     wanted = resolve_symbols(ctx, symbols, universe)
-    what = f"universe '{universe.strip()}'" if universe else _shown(wanted)
+    what = f"universe '{universe.strip()}'" if universe else shown_symbols(wanted)
     bars = ctx.lake.read(
         wanted, Timeframe.D1, period.start, period.end, columns=list(BREADTH_INPUT_COLUMNS)
     )
@@ -56,7 +61,7 @@ def compute_breadth(
     if len(present) < 2:
         raise InvalidInputError(
             f"breadth needs at least 2 symbols with 1d bars between {period.start} and "
-            f"{period.end}, but {what} has {len(present)} ({_shown(present)}) — give more "
+            f"{period.end}, but {what} has {len(present)} ({shown_symbols(present)}) — give more "
             "symbols or fetch them with `breadthflow data fetch`"
         )
     return breadth_table(bars, hl_window=hl_window)
@@ -67,8 +72,3 @@ def save_breadth(table: pl.DataFrame, output: str | Path) -> Path:
     path = check_output_path(output)
     write_frame_atomically(table, path)
     return path
-
-
-def _shown(symbols: Sequence[str], limit: int = 5) -> str:
-    more = f" and {len(symbols) - limit} more" if len(symbols) > limit else ""
-    return ", ".join(symbols[:limit]) + more

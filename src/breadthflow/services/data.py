@@ -71,6 +71,12 @@ def resolve_symbols(
     )
 
 
+def shown_symbols(symbols: Sequence[str], limit: int = 5) -> str:
+    """The first few symbols for a message: ``"A, B, C, D, E and 12 more"``."""
+    more = f" and {len(symbols) - limit} more" if len(symbols) > limit else ""
+    return ", ".join(symbols[:limit]) + more
+
+
 def list_universes(ctx: AppContext) -> list[dict[str, Any]]:
     rows = [
         {"name": u.name, "kind": u.kind, "symbols": u.size, "description": u.description}
@@ -190,12 +196,10 @@ def _check_known(provider: Provider, symbols: list[str]) -> None:
     known_set = set(known)
     unknown = [s for s in symbols if s not in known_set]
     if unknown:
-        shown = ", ".join(unknown[:5]) + (
-            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        )
         raise NotFoundError(
             f"unknown symbol{'s' if len(unknown) > 1 else ''} for provider "
-            f"'{provider.name}': {shown} — `breadthflow data universes` lists known lists"
+            f"'{provider.name}': {shown_symbols(unknown)} — `breadthflow data universes` "
+            "lists known lists"
         )
 
 
