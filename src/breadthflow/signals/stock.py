@@ -28,29 +28,34 @@ S = "symbol"
 CLOSE = pl.col("close")
 
 
-# --- golden_cross ---------------------------------------------------------------------------
+# --- sma_cross / golden_cross -------------------------------------------------------------
 
 
-class GoldenCrossParams(StrategyParams):
-    fast: int = Field(50, ge=2, description="fast SMA (bars)")
-    slow: int = Field(200, ge=3, description="slow SMA (bars)")
+class SmaCrossParams(StrategyParams):
+    fast: int = Field(10, ge=2, description="fast SMA (bars)")
+    slow: int = Field(30, ge=3, description="slow SMA (bars)")
     band: float = Field(
         0.10, gt=0, description="price distance from the slow SMA for full confidence"
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> GoldenCrossParams:
+    def _ordered(self) -> SmaCrossParams:
         if self.fast >= self.slow:
             raise ValueError(f"fast={self.fast} must be shorter than slow={self.slow}")
         return self
 
 
+class GoldenCrossParams(SmaCrossParams):
+    fast: int = Field(50, ge=2, description="fast SMA (bars)")
+    slow: int = Field(200, ge=3, description="slow SMA (bars)")
+
+
 @register
-class GoldenCross(Strategy):
-    name = "golden_cross"
+class SmaCross(Strategy):
+    name = "sma_cross"
     level = Level.SYMBOL
-    description = "SMA50 crosses above SMA200 (BUY, golden cross) / below (SELL, death cross)"
-    Params = GoldenCrossParams
+    description = "fast SMA of close crosses above the slow SMA (BUY) / below it (SELL)"
+    Params = SmaCrossParams
 
     def warmup_bars(self) -> int:
         return self.params.slow + 1  # type: ignore[attr-defined]
@@ -70,6 +75,15 @@ class GoldenCross(Strategy):
             strength=fast / slow - 1,
             factors=pl.struct(CLOSE, fast, slow),
         )
+
+
+@register
+class GoldenCross(SmaCross):
+    """``sma_cross`` with the classic 50/200 windows."""
+
+    name = "golden_cross"
+    description = "SMA50 crosses above SMA200 (BUY, golden cross) / below (SELL, death cross)"
+    Params = GoldenCrossParams
 
 
 # --- rsi_reversion --------------------------------------------------------------------------
