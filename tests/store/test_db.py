@@ -25,9 +25,9 @@ from breadthflow.store.models import Base, Ingestion, Universe
 
 TABLES = {
     "universes", "universe_symbols", "ingestions", "ingestion_issues", "ingestion_failures",
-    "signals",
+    "signals", "backtests",
 }  # fmt: skip
-LATEST = "0002"
+LATEST = "0003"
 
 
 def _tables(db: Database) -> set[str]:

@@ -48,6 +48,8 @@ NAMING_CONVENTION = {
 
 INGESTION_STATUSES = ("running", "succeeded", "partial", "failed")
 SIGNAL_TYPES = ("BUY", "SELL", "HOLD")
+BACKTEST_KINDS = ("run", "optimize", "walkforward", "montecarlo")
+BACKTEST_STATUSES = ("running", "succeeded", "failed")
 
 # Column widths. Symbols are at most 20 characters after normalize_symbol(); the slack
 # keeps an odd vendor ticker from failing a whole ingestion on PostgreSQL.
@@ -238,3 +240,41 @@ class SignalRow(Base):
     factors: Mapped[dict[str, Any]] = mapped_column(JSON)
     create_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     pipeline_run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+
+
+# --- backtests ----------------------------------------------------------------------------
+
+
+class BacktestRow(Base):
+    """One backtest or research run. The equity curve and trade list live in the lake
+    under ``artifacts``; this row holds what is needed to list, compare and reproduce it."""
+
+    __tablename__ = "backtests"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in BACKTEST_KINDS) + ")", name="kind"
+        ),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in BACKTEST_STATUSES) + ")", name="status"
+        ),
+        Index(None, "created_at"),
+        Index(None, "strategy"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    universe: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    symbols: Mapped[list[str]] = mapped_column(JSON)
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    artifacts: Mapped[str | None] = mapped_column(Text)
+    pipeline_run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    seconds: Mapped[float | None] = mapped_column(Float)

@@ -9,7 +9,6 @@ previous rows untouched.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from breadthflow.core.errors import InvalidInputError
 from breadthflow.core.models import Signal, SignalType
+from breadthflow.store._json import finite_or_none, json_safe
 from breadthflow.store.db import Database
 from breadthflow.store.models import SignalRow, utcnow
 
@@ -113,8 +113,8 @@ class SignalRepository:
                     "strategy": strategy,
                     "signal_type": SignalType(row["signal_type"]).value,
                     "confidence": float(row["confidence"]),
-                    "strength": _finite(row.get("strength")),
-                    "factors": _json_safe(row.get("factors") or {}),
+                    "strength": finite_or_none(row.get("strength")),
+                    "factors": json_safe(row.get("factors") or {}),
                     "create_time": now,
                     "pipeline_run_id": run,
                 }
@@ -215,23 +215,3 @@ def _signal(row: SignalRow) -> Signal:
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), _IN_CHUNK):
         yield items[i : i + _IN_CHUNK]
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _json_safe(value: Any) -> Any:
-    """JSON without NaN/inf (PostgreSQL's json type refuses them): those become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    return value
