@@ -94,6 +94,14 @@ class Lake(ABC):
     def check(self) -> None:
         """Raise BackendUnavailableError with one clear line if the lake cannot be written."""
 
+    @abstractmethod
+    def write_table(self, key: str, frame: pl.DataFrame) -> None:
+        """Store a whole result table (``results/…/name.parquet``) atomically."""
+
+    @abstractmethod
+    def read_table(self, key: str) -> pl.DataFrame | None:
+        """A result table written by :meth:`write_table`, or None."""
+
 
 LakeFactory = Callable[[str, Settings], Lake]
 _REGISTRY: dict[str, LakeFactory] = {}

@@ -43,6 +43,7 @@ from breadthflow.core.errors import (
 from breadthflow.core.models import Timeframe, bar_schema, date_dtype, normalize_symbol
 from breadthflow.data.lake import Lake, UpsertResult
 from breadthflow.data.lake._frames import conform_bars, merge_partition, split_by_symbol
+from breadthflow.data.lake._tables import TableStore
 
 PART_FILE = "part-0.parquet"
 TMP_PREFIX = ".tmp-"
@@ -110,7 +111,7 @@ def short_reason(exc: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class ParquetLake(Lake):
+class ParquetLake(TableStore, Lake):
     """A lake of one Parquet file per ``(timeframe, symbol)`` under ``root`` on ``filesystem``.
 
     Subclasses implement :meth:`_commit` (put a finished partition in place atomically)
