@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-UV     := $(BIN)/uv pip install -q --python $(BIN)/python
+UV     := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 
 .PHONY: demo test lint bench setup setup-dev clean
 

@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from breadthflow.core.errors import InvalidInputError, unknown_name
 from breadthflow.core.models import SignalType
@@ -162,6 +162,30 @@ def build_strategy(name: str, *layers: Mapping[str, Any]) -> Strategy:
     except ValidationError as exc:
         raise InvalidInputError(_param_error(cls, exc)) from None
     return cls(params)
+
+
+def convert_param(name: str, parameter: str, value: Any) -> Any:
+    """One parameter value converted and range-checked on its own (``"10"`` → 10), for
+    grids whose combinations are checked later. Unknown names are refused.
+
+    >>> convert_param("sma_cross", "fast", "12")
+    12
+    """
+    cls = strategy_class(name)
+    fields = cls.Params.model_fields
+    if parameter not in fields:
+        known = ", ".join(fields)
+        raise InvalidInputError(
+            f"unknown parameter '{parameter}' for strategy {cls.name} — known: {known}"
+        )
+    info = fields[parameter]
+    try:
+        return TypeAdapter(Annotated[info.annotation, info]).validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].lower()
+        raise InvalidInputError(
+            f"invalid parameter {parameter}={value!r} for strategy {cls.name} — {reason}"
+        ) from None
 
 
 def merge_params(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
