@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from breadthflow.backtest.config import BacktestConfig
+from breadthflow.backtest.engine import BacktestResult, run_backtest
 from breadthflow.backtest.prices import PriceMatrix
 
 
@@ -40,6 +42,21 @@ def orders_from_signals(
         elif symbols[i] in column:
             target[row[i], column[symbols[i]]] = True
     return entries, exits
+
+
+def backtest_signals(
+    signals: pl.DataFrame, prices: PriceMatrix, config: BacktestConfig, market: str | None = None
+) -> BacktestResult:
+    """Trade a strategy's signal rows on ``prices``.
+
+    With ``market`` (a market-level strategy's universe name) the signals decide exposure
+    to every symbol, so the run is one account split equally (``portfolio``,
+    ``equal_weight``) whatever ``config`` says about accounts.
+    """
+    entries, exits = orders_from_signals(signals, prices, market)
+    if market is not None and not config.portfolio:
+        config = config.model_copy(update={"portfolio": True, "sizing": "equal_weight"})
+    return run_backtest(prices, entries, exits, config)
 
 
 def equal_weight_benchmark(prices: PriceMatrix, capital: float) -> pl.DataFrame:

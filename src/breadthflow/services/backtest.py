@@ -18,9 +18,9 @@ from typing import Any
 import polars as pl
 
 from breadthflow.backtest.config import BacktestConfig, config_from
-from breadthflow.backtest.engine import BacktestResult, run_backtest
+from breadthflow.backtest.engine import BacktestResult
 from breadthflow.backtest.metrics import compute_stats
-from breadthflow.backtest.orders import equal_weight_benchmark, orders_from_signals
+from breadthflow.backtest.orders import backtest_signals, equal_weight_benchmark
 from breadthflow.backtest.prices import PriceMatrix
 from breadthflow.backtest.report import render_report, write_report
 from breadthflow.backtest.research import (
@@ -89,17 +89,9 @@ class Study:
         window = self.prices.between(start, end)
         if window.dates.size == 0:
             raise InvalidInputError(f"no trading dates between {start} and {end}")
-        market = built.level is Level.MARKET
-        entries, exits = orders_from_signals(
-            signals.filter(pl.col("date").is_between(start, end)),
-            window,
-            market=self.label if market else None,
-        )
-        config = self.config
-        if market and not config.portfolio:
-            # A market-level signal decides exposure to the whole universe: one account.
-            config = config.model_copy(update={"portfolio": True, "sizing": "equal_weight"})
-        result = run_backtest(window, entries, exits, config)
+        market = self.label if built.level is Level.MARKET else None
+        window_signals = signals.filter(pl.col("date").is_between(start, end))
+        result = backtest_signals(window_signals, window, self.config, market)
         benchmark = equal_weight_benchmark(window, result.start_capital)
         stats = compute_stats(
             result.equity.select("date", "equity"),
