@@ -25,9 +25,9 @@ from breadthflow.store.models import Base, Ingestion, Universe
 
 TABLES = {
     "universes", "universe_symbols", "ingestions", "ingestion_issues", "ingestion_failures",
-    "signals", "backtests",
+    "signals", "backtests", "scans",
 }  # fmt: skip
-LATEST = "0003"
+LATEST = "0004"
 
 
 def _tables(db: Database) -> set[str]:

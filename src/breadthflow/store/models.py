@@ -50,6 +50,7 @@ INGESTION_STATUSES = ("running", "succeeded", "partial", "failed")
 SIGNAL_TYPES = ("BUY", "SELL", "HOLD")
 BACKTEST_KINDS = ("run", "optimize", "walkforward", "montecarlo")
 BACKTEST_STATUSES = ("running", "succeeded", "failed")
+SCAN_STATUSES = ("running", "succeeded", "partial", "failed")
 
 # Column widths. Symbols are at most 20 characters after normalize_symbol(); the slack
 # keeps an odd vendor ticker from failing a whole ingestion on PostgreSQL.
@@ -272,6 +273,41 @@ class BacktestRow(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    artifacts: Mapped[str | None] = mapped_column(Text)
+    pipeline_run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    seconds: Mapped[float | None] = mapped_column(Float)
+
+
+# --- scans --------------------------------------------------------------------------------
+
+
+class ScanRow(Base):
+    """One scan of the universe with a formula; the matches live in the lake under
+    ``artifacts``, the counts here."""
+
+    __tablename__ = "scans"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in SCAN_STATUSES) + ")", name="status"
+        ),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    formula: Mapped[str] = mapped_column(Text)
+    universe: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    symbols: Mapped[int] = mapped_column(Integer)
+    timeframe: Mapped[str] = mapped_column(String(8))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    matches: Mapped[int] = mapped_column(Integer, default=0)
+    symbols_matched: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     artifacts: Mapped[str | None] = mapped_column(Text)
     pipeline_run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
