@@ -25,9 +25,10 @@ from breadthflow.store.models import Base, Ingestion, Universe
 
 TABLES = {
     "universes", "universe_symbols", "ingestions", "ingestion_issues", "ingestion_failures",
-    "signals", "backtests", "scans",
+    "signals", "backtests", "scans", "pipelines", "pipeline_runs", "run_steps", "run_logs",
+    "run_checkpoints", "alerts",
 }  # fmt: skip
-LATEST = "0004"
+LATEST = "0005"
 
 
 def _tables(db: Database) -> set[str]:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -51,6 +52,17 @@ SIGNAL_TYPES = ("BUY", "SELL", "HOLD")
 BACKTEST_KINDS = ("run", "optimize", "walkforward", "montecarlo")
 BACKTEST_STATUSES = ("running", "succeeded", "failed")
 SCAN_STATUSES = ("running", "succeeded", "partial", "failed")
+PIPELINE_KINDS = ("breadth", "research", "training", "paper")
+PIPELINE_MODES = ("demo", "all_symbols", "custom_symbols")
+TRIGGER_MODES = ("periodic", "signal")
+ERROR_POLICIES = ("retry", "skip", "stop")
+RUN_TRIGGERS = ("schedule", "manual", "signal", "api")
+RUN_STATUSES = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
+STEP_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
 
 # Column widths. Symbols are at most 20 characters after normalize_symbol(); the slack
 # keeps an odd vendor ticker from failing a whole ingestion on PostgreSQL.
@@ -314,3 +326,149 @@ class ScanRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     seconds: Mapped[float | None] = mapped_column(Float)
+
+
+# --- pipelines ----------------------------------------------------------------------------
+
+
+class PipelineRow(Base):
+    """A stored pipeline definition (validated by ``pipelines.definitions``), plus the
+    scheduler's bookkeeping: when it is next due."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (
+        CheckConstraint(_in("kind", PIPELINE_KINDS), name="kind"),
+        CheckConstraint(_in("mode", PIPELINE_MODES), name="mode"),
+        CheckConstraint(_in("trigger_mode", TRIGGER_MODES), name="trigger_mode"),
+        CheckConstraint(_in("error_policy", ERROR_POLICIES), name="error_policy"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    symbols: Mapped[list[str]] = mapped_column(JSON)
+    universe: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    provider: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    schedule: Mapped[str | None] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    trigger_mode: Mapped[str] = mapped_column(String(16))
+    scanner_tickers: Mapped[list[str]] = mapped_column(JSON)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    retry_policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error_policy: Mapped[str] = mapped_column(String(16))
+    notifications: Mapped[dict[str, Any]] = mapped_column(JSON)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PipelineRunRow(Base):
+    """One run of a pipeline. ``scheduled_for`` is unique per pipeline, so a due run can
+    be inserted only once however many schedulers race for it."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (
+        CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger"),
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        UniqueConstraint("pipeline_id", "scheduled_for"),
+        Index(None, "status"),
+        Index(None, "pipeline_id", "start_time"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("pipelines.id", ondelete="CASCADE")
+    )
+    trigger: Mapped[str] = mapped_column(String(16))
+    trigger_payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    start_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[float | None] = mapped_column(Float)
+    symbols_processed: Mapped[int] = mapped_column(Integer, default=0)
+    signals_generated: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    backtest_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    config_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float)
+
+
+class RunStepRow(Base):
+    """One step of a run (fetch, breadth, signals, backtest …)."""
+
+    __tablename__ = "run_steps"
+    __table_args__ = (
+        CheckConstraint(_in("status", STEP_STATUSES), name="status"),
+        UniqueConstraint("run_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(NAME_LENGTH), ForeignKey("pipeline_runs.run_id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RunLogRow(Base):
+    """One log line of a run, for ``pipeline logs`` and the dashboard."""
+
+    __tablename__ = "run_logs"
+    __table_args__ = (Index(None, "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(NAME_LENGTH), ForeignKey("pipeline_runs.run_id", ondelete="CASCADE")
+    )
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    level: Mapped[str] = mapped_column(String(10))
+    step: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class RunCheckpointRow(Base):
+    """Progress a run has made (per step, per symbol), so an interrupted run resumes."""
+
+    __tablename__ = "run_checkpoints"
+
+    run_id: Mapped[str] = mapped_column(
+        String(NAME_LENGTH),
+        ForeignKey("pipeline_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertRow(Base):
+    """A fired alert rule (run failed, error rate, slow run, pipeline late)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index(None, "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("pipelines.id", ondelete="CASCADE")
+    )
+    run_id: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    rule: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
