@@ -64,6 +64,7 @@ STEP_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
 
+
 # Column widths. Symbols are at most 20 characters after normalize_symbol(); the slack
 # keeps an odd vendor ticker from failing a whole ingestion on PostgreSQL.
 SYMBOL_LENGTH = 32
