@@ -10,6 +10,7 @@ Cases, each in a fresh child process (so peak RSS is the case's own):
 - ``bf_breadth``  ``compute_breadth``: lake read of ``symbol, date, close, volume`` (1d) +
                   ``breadth_table`` — every column, hl_window 252
 - ``bf_read``     the lake read alone (to show where the time goes)
+- ``bf_table``    ``breadth_table`` alone, on the frame of that read (read before the clock)
 - ``pandas``      baseline: a straightforward pandas implementation of the same columns
                   (``read_parquet`` of the lake's files, ``groupby("symbol")`` shift /
                   rolling, ``groupby("date")`` sums, ``ewm``) — what a user would write
@@ -182,6 +183,16 @@ def run_case(case: str, work: Path, symbols: int, days: int) -> dict:
         frame = opened.read(None, Timeframe.D1, columns=COLUMNS)
         seconds = time.perf_counter() - began
         rows = frame.height
+    elif case == "bf_table":
+        from breadthflow.core.models import Timeframe
+        from breadthflow.data.lake import open_lake
+        from breadthflow.indicators.breadth import breadth_table
+
+        frame = open_lake(lake.as_uri(), settings).read(None, Timeframe.D1, columns=COLUMNS)
+        began = time.perf_counter()
+        table = breadth_table(frame, hl_window=HL_WINDOW)
+        seconds = time.perf_counter() - began
+        rows = table.height
     elif case == "pandas":
         import pandas as pd
         import pyarrow.dataset  # noqa: F401 - imported outside the timing, as for the lake
@@ -228,7 +239,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, default=HERE / ".data" / "breadth")
     parser.add_argument("--case", help=argparse.SUPPRESS)
-    parser.add_argument("--cases", default="bf_breadth,bf_read,pandas")
+    parser.add_argument("--cases", default="bf_breadth,bf_read,bf_table,pandas")
     args = parser.parse_args()
     args.work = args.work.resolve()
     if args.case:

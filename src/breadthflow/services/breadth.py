@@ -57,8 +57,11 @@ def compute_breadth(
             f"no 1d bars stored for {what} between {period.start} and {period.end} — "
             "fetch them first with `breadthflow data fetch`"
         )
-    present = bars["symbol"].unique().sort().to_list()
-    if len(present) < 2:
+    symbol = bars.get_column("symbol")
+    # The lake returns bars sorted by symbol: one symbol in all iff the first and last
+    # rows share it (finding the distinct symbols of millions of rows takes ~0.2 s).
+    if symbol[0] == symbol[-1]:
+        present = symbol.unique().sort().to_list()
         raise InvalidInputError(
             f"breadth needs at least 2 symbols with 1d bars between {period.start} and "
             f"{period.end}, but {what} has {len(present)} ({shown_symbols(present)}) — give more "

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -554,17 +555,32 @@ def _stat_value(value: Any, timeframe: Timeframe) -> Any:
 
 def _sorted_by_symbol_date(frame: pl.DataFrame) -> pl.DataFrame:
     """Sort by (symbol, date) unless already so — the usual case, as files are read in
-    symbol order and each is sorted by date. The check avoids row-wise comparisons of
-    the (file-chunked) symbol column: it costs ~0.1 s for 12.6 M rows, a sort ~3 s."""
+    symbol order and each is sorted by date.
+
+    The check never compares neighbouring symbols row by row: the symbol column must be
+    sorted (one pass), and wherever the date fails to increase — a handful of rows, where
+    one file ends and the next begins — the symbol must change. About 0.1 s for
+    12.6 M rows; a sort takes ~3 s.
+    """
     if frame.height <= 1:
         return frame
     symbols = frame.get_column("symbol")
     if symbols.is_sorted():
-        # Dates may only fail to increase where a new symbol's run starts.
-        lengths = symbols.rle().struct.field("len")
-        starts = (lengths.cum_sum() - lengths).cast(pl.Int64)
-        dates = frame.get_column("date").rechunk().to_physical()
-        steps_back = (dates.diff() <= 0).arg_true().cast(pl.Int64)
-        if steps_back.is_in(starts.implode()).all():
+        back = pl.Series(_date_steps_back(frame.get_column("date")))
+        if (symbols.gather(back) != symbols.gather(back - 1)).all():
             return frame
     return frame.sort("symbol", "date")
+
+
+# Rows checked at once by _date_steps_back: NumPy asks for huge pages for arrays of
+# 4 MiB and more, and first-touching those costs more than the comparison itself.
+_CHECK_ROWS = 1 << 19
+
+
+def _date_steps_back(dates: pl.Series) -> np.ndarray:
+    """The rows whose date is not after the previous row's date."""
+    found = [np.zeros(0, dtype=np.int64)]
+    for first in range(0, dates.len() - 1, _CHECK_ROWS):
+        block = dates.slice(first, _CHECK_ROWS + 1).to_physical().to_numpy()
+        found.append(np.flatnonzero(block[1:] <= block[:-1]) + (first + 1))
+    return np.concatenate(found)

@@ -86,8 +86,15 @@ class LocalLake(ParquetLake):
         On local disk the cost is CPU, not latency, and for thousands of small files
         Polars' reader needs about half the CPU of an Arrow dataset scan plus the
         Arrow→Polars conversion (5,000 files × 2,520 rows: ≈2.3 s vs ≈5 s of CPU).
-        The date filter and the projection are pushed into the scan (row groups are
-        skipped by their statistics); files are concatenated in path order.
+        Files are concatenated in path order.
+
+        Intraday partitions hold many row groups, so the date filter is pushed into the
+        scan, which skips row groups by their statistics. A daily partition is one small
+        row group, so there is nothing to skip inside it, and evaluating the filter file
+        by file costs more than it saves: for 5,000 × 2,520 daily bars, ≈1.9 s with the
+        filter pushed down (even when it keeps only a sixth of the rows) against ≈1.5 s
+        reading every bar and filtering afterwards — and only if some date falls outside
+        the range, which it usually does not.
         """
         schema = bar_schema(timeframe)
         scan = pl.scan_parquet(
@@ -95,18 +102,19 @@ class LocalLake(ParquetLake):
             schema=schema,
             hive_partitioning=False,  # symbol is inside the file, not taken from the path
             glob=False,
-        )
-        date = pl.col("date")
-        if lo is not None:
-            scan = scan.filter(date >= pl.lit(lo, dtype=schema["date"]))
-        if hi is not None:
-            scan = scan.filter(date <= pl.lit(hi, dtype=schema["date"]))
+        ).select(columns)
+        in_range = _date_filter(schema["date"], lo, hi)
+        if timeframe.is_intraday and in_range is not None:
+            scan = scan.filter(in_range)
         try:
-            return scan.select(columns).collect()
+            frame = scan.collect()
         except pl.exceptions.ComputeError as exc:
             raise DataError(
                 f"lake {self.url} holds an unreadable file: {short_reason(exc)}"
             ) from exc
+        if in_range is not None and _outside(frame.get_column("date"), lo, hi):
+            frame = frame.filter(in_range)  # only daily bars get here unfiltered
+        return frame
 
     def _commit(self, path: str, table: pa.Table) -> None:
         data = encode_parquet(table)
@@ -136,6 +144,28 @@ class LocalLake(ParquetLake):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _date_filter(
+    dtype: pl.DataType, lo: dt.date | dt.datetime | None, hi: dt.date | dt.datetime | None
+) -> pl.Expr | None:
+    """``lo <= date <= hi`` as a Polars expression (either bound optional), or None."""
+    date = pl.col("date")
+    bounds = []
+    if lo is not None:
+        bounds.append(date >= pl.lit(lo, dtype=dtype))
+    if hi is not None:
+        bounds.append(date <= pl.lit(hi, dtype=dtype))
+    return pl.all_horizontal(bounds) if bounds else None
+
+
+def _outside(
+    dates: pl.Series, lo: dt.date | dt.datetime | None, hi: dt.date | dt.datetime | None
+) -> bool:
+    """Whether some of ``dates`` fall before ``lo`` or after ``hi`` (two cheap scans)."""
+    if dates.is_empty():
+        return False
+    return (lo is not None and dates.min() < lo) or (hi is not None and dates.max() > hi)  # type: ignore[operator]
 
 
 def _write_bytes(file: object, data: pa.Buffer) -> None:
