@@ -7,7 +7,7 @@ import sys
 import typer
 
 from breadthflow import __version__
-from breadthflow.cli import backtest, breadth, config_cmd, data, db, demo, scan, signals
+from breadthflow.cli import backtest, breadth, config_cmd, data, db, demo, pipeline, scan, signals
 from breadthflow.cli._output import err
 from breadthflow.core.errors import BreadthFlowError
 
@@ -23,6 +23,7 @@ app.add_typer(breadth.app, name="breadth")
 app.add_typer(signals.app, name="signals")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(scan.app, name="scan")
+app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)

@@ -299,6 +299,34 @@ def _fetch_into_lake(
     flush()
 
 
+def fetch_symbol(
+    ctx: AppContext,
+    provider: Provider,
+    symbol: str,
+    start: dt.date,
+    end: dt.date,
+    timeframe: Timeframe = Timeframe.D1,
+) -> dict[str, Any]:
+    """Fetch, validate and upsert one symbol's bars (no ingestion record: pipelines record
+    their own steps). Returns the counts; a provider failure raises its own error."""
+    bars = provider.fetch(symbol, timeframe, start, end)
+    if bars.frame.height == 0:
+        return {"received": 0, "inserted": 0, "updated": 0, "unchanged": 0}
+    clean, _ = validate_bars(bars.frame, timeframe, provider.name)
+    schema = bar_schema(timeframe)
+    stamped = clean.with_columns(
+        pl.lit(provider.name).alias("source"),
+        pl.lit(dt.datetime.now(dt.UTC), dtype=schema["ingested_at"]).alias("ingested_at"),
+    ).select([pl.col(c).cast(t) for c, t in schema.items()])
+    result = ctx.lake.upsert(stamped, timeframe)
+    return {
+        "received": clean.height,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+    }
+
+
 # --- summary and export ------------------------------------------------------------------
 
 
