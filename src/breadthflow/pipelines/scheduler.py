@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from breadthflow.core.errors import BackendUnavailableError, BreadthFlowError
 from breadthflow.pipelines.definitions import (
@@ -117,6 +117,9 @@ class Scheduler:
         self.log = logger or log
         self.pipelines = PipelineRepository(db)
         self.runs = RunRepository(db)
+        #: The clock's time at the start of the last :meth:`tick` that completed.
+        self.last_tick_at: dt.datetime | None = None
+        self._broken: dict[int, tuple[Any, ...]] = {}
 
     # --- one pass -------------------------------------------------------------------------
 
@@ -136,25 +139,33 @@ class Scheduler:
                 self._schedule_pipeline(stored, now, report)
             except BackendUnavailableError:
                 raise
-            except Exception:
-                self.log.exception("pipeline '%s': cannot schedule it — skipped", stored.name)
+            except Exception as exc:
+                # Said once per broken definition, not once a second.
+                key = (stored.schedule, stored.timezone, stored.updated_at)
+                if self._broken.get(stored.id) != key:
+                    self._broken[stored.id] = key
+                    self.log.error(
+                        "pipeline '%s': cannot schedule it (%s: %s) — skipped until it is fixed",
+                        stored.name,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=not isinstance(exc, BreadthFlowError),
+                    )
+            else:
+                self._broken.pop(stored.id, None)
+        self.last_tick_at = now
         return report
 
     def next_due(self) -> dt.datetime | None:
-        """The earliest ``next_run_at`` of the active periodic pipelines (now, when one
-        has none yet); None when nothing is scheduled."""
-        query = select(PipelineRow.next_run_at).where(
+        """The earliest ``next_run_at`` of the active periodic pipelines; None when none
+        has one (a pipeline without one yet gets it on the next tick)."""
+        query = select(func.min(PipelineRow.next_run_at)).where(
             PipelineRow.is_active.is_(True),
             PipelineRow.trigger_mode == TriggerMode.PERIODIC.value,
             PipelineRow.schedule.is_not(None),
         )
         with self.db.session() as session:
-            times = list(session.scalars(query))
-        if not times:
-            return None
-        if any(t is None for t in times):
-            return self._now()
-        return min(t for t in times if t is not None)
+            return session.scalar(query)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -189,7 +200,9 @@ class Scheduler:
             if report.enqueued or report.recovered or report.failed:
                 self.log.debug("tick: %s", report)
             pause = interval
-            if due is not None:
+            # A due time the tick already saw is one it could not handle (a broken
+            # schedule): waiting for it would spin, so it waits for the interval.
+            if due is not None and (self.last_tick_at is None or due > self.last_tick_at):
                 until_due = (due - self._now()).total_seconds()
                 pause = max(MIN_SLEEP, min(interval, until_due + MIN_SLEEP))
             _wait(stop, pause)
