@@ -6,7 +6,7 @@ UV     := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 
 .PHONY: demo test lint bench setup setup-dev clean
 
-demo: setup                ## load the real S&P 500 sample into the lake and summarise it
+demo: setup                ## load the real S&P 500 sample, measure its breadth, generate signals
 	$(BIN)/breadthflow demo
 
 test: setup-dev            ## lint, then the whole test suite
@@ -20,6 +20,10 @@ lint: setup-dev
 
 bench: setup-dev           ## every benchmark; results go to benchmarks/RESULTS.md by hand
 	$(BIN)/python benchmarks/lake_ingest.py
+	$(BIN)/python benchmarks/breadth.py
+	$(BIN)/python benchmarks/scan.py
+	$(BIN)/python benchmarks/backtest_sweep.py
+	$(BIN)/python benchmarks/backtest_single.py
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
