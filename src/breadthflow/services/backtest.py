@@ -32,11 +32,11 @@ from breadthflow.backtest.research import (
     optimize,
     walk_forward,
 )
-from breadthflow.core.errors import BreadthFlowError, InvalidInputError, NotFoundError
-from breadthflow.core.models import DateRange, Timeframe
+from breadthflow.core.errors import BreadthFlowError, InvalidInputError
+from breadthflow.core.models import DateRange
 from breadthflow.services.context import AppContext
 from breadthflow.services.data import resolve_symbols, shown_symbols
-from breadthflow.services.signals import STRATEGY_INPUT_COLUMNS, strategy_config, universe_label
+from breadthflow.services.signals import read_strategy_bars, strategy_config, universe_label
 from breadthflow.signals import Level, MarketData, Strategy
 from breadthflow.signals.base import convert_param
 from breadthflow.store.backtests import BacktestRepository, BacktestSummary
@@ -130,27 +130,8 @@ def prepare_study(
         [built.warmup_bars()]
         + [strategies.build(name, {**base, **p}).warmup_bars() for p in warmup_params]
     )
-    warmup_days = math.ceil(warmup * 7 / 5) + 10
-    bars = ctx.lake.read(
-        wanted,
-        Timeframe.D1,
-        period.start - dt.timedelta(days=warmup_days),
-        period.end,
-        columns=list(STRATEGY_INPUT_COLUMNS),
-    )
-    in_range = bars.filter(pl.col("date") >= period.start)
     what = f"universe '{label}'" if universe else f"symbols {shown_symbols(wanted)}"
-    if in_range.height == 0:
-        raise NotFoundError(
-            f"no 1d bars stored for {what} between {period.start} and {period.end} — "
-            "fetch them first with `breadthflow data fetch`"
-        )
-    present = in_range["symbol"].unique().sort().to_list()
-    if built.needs_breadth and len(present) < 2:
-        raise InvalidInputError(
-            f"strategy {built.name} needs the breadth of at least 2 symbols, but {what} has "
-            f"{len(present)} with 1d bars in the range — give a larger universe"
-        )
+    bars, present = read_strategy_bars(ctx, built, wanted, period, what, warmup)
     bars = bars.filter(pl.col("symbol").is_in(present))
     return Study(
         strategy=built.name,

@@ -25,7 +25,14 @@ from breadthflow.services.data import (
     shown_symbols,
     write_frame_atomically,
 )
-from breadthflow.signals import STRATEGIES, Level, MarketData, StrategyConfig, load_strategy_config
+from breadthflow.signals import (
+    STRATEGIES,
+    Level,
+    MarketData,
+    Strategy,
+    StrategyConfig,
+    load_strategy_config,
+)
 from breadthflow.store.signals import SignalFilter, SignalRepository, StrategySummary
 
 STRATEGY_INPUT_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
@@ -120,28 +127,7 @@ def generate_signals(
     wanted = resolve_symbols(ctx, symbols, universe)
     label = universe_label(universe, wanted)
     what = f"universe '{label}'" if universe else f"symbols {shown_symbols(wanted)}"
-    # Trading days → calendar days, with slack for holidays.
-    warmup_days = math.ceil(built.warmup_bars() * 7 / 5) + 10
-    bars = ctx.lake.read(
-        wanted,
-        Timeframe.D1,
-        period.start - dt.timedelta(days=warmup_days),
-        period.end,
-        columns=list(STRATEGY_INPUT_COLUMNS),
-    )
-    in_range = bars.filter(pl.col("date") >= period.start)
-    if in_range.height == 0:
-        raise NotFoundError(
-            f"no 1d bars stored for {what} between {period.start} and {period.end} — "
-            "fetch them first with `breadthflow data fetch`"
-        )
-    present = in_range["symbol"].unique().sort().to_list()
-    if built.needs_breadth and len(present) < 2:
-        raise InvalidInputError(
-            f"strategy {built.name} needs the breadth of at least 2 symbols, but {what} has "
-            f"{len(present)} with 1d bars between {period.start} and {period.end} "
-            f"({shown_symbols(present)}) — give a larger universe"
-        )
+    bars, present = read_strategy_bars(ctx, built, wanted, period, what)
     frame = built.generate(MarketData(bars, label, hl_window)).filter(
         pl.col("date").is_between(period.start, period.end)
     )
@@ -181,6 +167,45 @@ def generate_signals(
         latest=latest,
         seconds=time.perf_counter() - began,
     )
+
+
+def read_strategy_bars(
+    ctx: AppContext,
+    built: Strategy,
+    wanted: Sequence[str],
+    period: DateRange,
+    what: str,
+    warmup_bars: int | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """Daily bars of ``wanted`` from ``warmup_bars`` (default: the strategy's own need)
+    before ``period.start`` to its end, and the symbols with bars inside the period.
+
+    Refuses (one line) a period without bars, and a strategy that needs breadth on fewer
+    than 2 symbols with bars.
+    """
+    bars_needed = built.warmup_bars() if warmup_bars is None else warmup_bars
+    warmup_days = math.ceil(bars_needed * 7 / 5) + 10  # trading → calendar days, + holidays
+    bars = ctx.lake.read(
+        list(wanted),
+        Timeframe.D1,
+        period.start - dt.timedelta(days=warmup_days),
+        period.end,
+        columns=list(STRATEGY_INPUT_COLUMNS),
+    )
+    in_range = bars.filter(pl.col("date") >= period.start)
+    if in_range.height == 0:
+        raise NotFoundError(
+            f"no 1d bars stored for {what} between {period.start} and {period.end} — "
+            "fetch them first with `breadthflow data fetch`"
+        )
+    present = in_range["symbol"].unique().sort().to_list()
+    if built.needs_breadth and len(present) < 2:
+        raise InvalidInputError(
+            f"strategy {built.name} needs the breadth of at least 2 symbols, but {what} has "
+            f"{len(present)} with 1d bars between {period.start} and {period.end} "
+            f"({shown_symbols(present)}) — give a larger universe"
+        )
+    return bars, present
 
 
 def signal_filter(
