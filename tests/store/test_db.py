@@ -28,7 +28,7 @@ TABLES = {
     "signals", "backtests", "scans", "pipelines", "pipeline_runs", "run_steps", "run_logs",
     "run_checkpoints", "alerts",
 }  # fmt: skip
-LATEST = "0005"
+LATEST = "0008"
 
 
 def _tables(db: Database) -> set[str]:
