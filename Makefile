@@ -24,6 +24,10 @@ bench: setup-dev           ## every benchmark; results go to benchmarks/RESULTS.
 	$(BIN)/python benchmarks/scan.py
 	$(BIN)/python benchmarks/backtest_sweep.py
 	$(BIN)/python benchmarks/backtest_single.py
+	$(BIN)/python benchmarks/dispatch.py
+	$(BIN)/python benchmarks/api_load.py
+	$(BIN)/python benchmarks/dashboard_paint.py
+	$(BIN)/python benchmarks/spark_breadth.py --symbols 5000 --cores 2
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +40,7 @@ setup: $(BIN)/uv
 
 setup-dev: setup
 	$(UV) -r requirements-dev.lock
+	@bash scripts/ensure-chromium
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ from breadthflow.backtest.sweep import (
     estimate_memory,
     sma_cross_sweep,
 )
+from breadthflow.backtest.sweep import sma_cross_signals as compiled_crosses
 from breadthflow.core.errors import InvalidInputError
 from tests.backtest.conftest import sma_cross_signals
 
@@ -150,3 +151,29 @@ def test_memory_estimate_for_the_benchmark_size_is_a_few_hundred_mb_at_most() ->
     estimate = estimate_memory(2_520, 500, 100)
     assert 40 * 1024**2 < estimate < 300 * 1024**2
     assert estimate_memory(2_520, 500, 200) > estimate
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(5, 20), (10, 30), (50, 200)])
+@pytest.mark.parametrize("gapped", [False, True], ids=["full", "gapped"])
+def test_compiled_crosses_are_the_strategys_and_the_sweeps(
+    fast: int, slow: int, gapped: bool, stock_bars, gapped_bars
+) -> None:
+    """``sma_cross_signals`` marks the bars the house SMA/cross expressions mark (per symbol,
+    over its own bars), and backtesting them gives the sweep's row."""
+    bars = gapped_bars if gapped else stock_bars
+    prices = PriceMatrix.from_bars(bars)
+    entries, exits = compiled_crosses(prices, fast, slow)
+    want_entries, want_exits = sma_cross_signals(bars, prices, fast, slow)
+    assert entries.any() and exits.any()
+    np.testing.assert_array_equal(entries, want_entries)
+    np.testing.assert_array_equal(exits, want_exits)
+    cfg = BacktestConfig(direction="longshort", execution="close")
+    result = run_backtest(prices, entries, exits, cfg)
+    table = sma_cross_sweep(prices, [fast], [slow], cfg)
+    final = result.symbol_equity.filter(pl.col("date") == pl.col("date").max()).sort("symbol")
+    np.testing.assert_allclose(table.sort("symbol")["final_equity"], final["equity"], rtol=1e-12)
+
+
+def test_compiled_crosses_refuse_a_bad_pair(stock_prices) -> None:
+    with pytest.raises(InvalidInputError, match="fast=30 must be shorter than slow=10"):
+        compiled_crosses(stock_prices, 30, 10)

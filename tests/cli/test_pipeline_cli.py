@@ -58,15 +58,26 @@ def test_a_run_records_its_steps_counts_and_logs(capsys, small):
     assert len(signals) == run["signals_generated"]
     logs = pipeline(capsys, "logs", run["run_id"])
     assert "step backtest succeeded" in logs.out
+    (listed,) = as_json(pipeline(capsys, "runs", "--format", "json"))
+    assert listed["cpu_s"] == run["cpu_seconds"] and listed["cpu_s"] > 0
+    assert listed["peak_mb"] == run["peak_memory_mb"] > 50
 
 
-def test_a_second_run_fetches_only_new_bars(capsys, small):
+def test_a_second_run_fetches_and_stores_only_what_is_new(capsys, small):
     first = as_json(pipeline(capsys, "run", "small", "--format", "json"))
     second = as_json(pipeline(capsys, "run", "small", "--format", "json"))
 
     fetched = {s["name"]: s["detail"] for s in second["steps"]}["fetch"]
     assert fetched["done"] == 8
-    assert first["signals_generated"] == second["signals_generated"]
+    assert first["signals_generated"] > 0
+    # The sample ends on 2010-08-20: nothing newer, so no signal is stored twice.
+    assert second["signals_generated"] == 0
+    made = {s["name"]: s["detail"] for s in second["steps"]}["signals"]["strategies"]
+    assert made == {"breadth_composite": {"stored": 0, "from": None}}
+    every = as_json(run_cli(capsys, "signals", "list", "--strategy", "breadth_composite",
+                            "--limit", "100000", "--format", "json"))  # fmt: skip
+    assert len(every) == first["signals_generated"]
+    assert len({(s["symbol"], s["date"]) for s in every}) == len(every)
 
 
 def test_status_shows_each_pipeline_and_the_runner(capsys, small):
@@ -75,6 +86,45 @@ def test_status_shows_each_pipeline_and_the_runner(capsys, small):
     assert status["runner"] == {"pid": None, "alive": False}
     (row,) = status["pipelines"]
     assert row["name"] == "small" and row["last_status"] == "succeeded"
+
+
+def test_status_and_logs_work_on_postgresql(capsys, postgres_url, monkeypatch, isolated_home):
+    monkeypatch.setenv("BREADTHFLOW_DATABASE_URL", postgres_url)
+    created = pipeline(
+        capsys, "create", "pg", "--mode", "custom_symbols", "--universe", "demo_small",
+        "--provider", "sample", "--schedule", "1h", "-p", "start=2010-01-04",
+        "-p", "end=2010-08-20", "-p", "hl_window=50", "-p", 'strategies=["zweig_thrust"]',
+    )  # fmt: skip
+    assert created.code == 0, created.err
+    run = as_json(pipeline(capsys, "run", "pg", "--format", "json"))
+
+    status = as_json(pipeline(capsys, "status", "--format", "json"))
+    assert status["runner"] == {"pid": None, "alive": False}
+    (row,) = status["pipelines"]
+    assert row["name"] == "pg" and row["last_run"] == run["run_id"]
+    assert row["last_status"] == "succeeded" and row["last_duration_s"] > 0
+    assert row["next_run_at"] is not None
+    table = pipeline(capsys, "status")
+    assert table.code == 0 and "runner: not running" in table.out
+    for args in (("logs", run["run_id"]), ("logs", "--pipeline", "pg", "--follow")):
+        logs = pipeline(capsys, *args)
+        assert logs.code == 0, logs.err
+        assert "[backtest] step backtest succeeded" in logs.out
+        assert "run of pipeline pg started (attempt 1" in logs.out
+
+    # It all went to PostgreSQL, not to a SQLite file in the home folder.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            steps = connection.execute(
+                sa.text("SELECT count(*) FROM run_steps WHERE run_id = :r"), {"r": run["run_id"]}
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert steps == 4
+    assert not (isolated_home / "breadthflow.db").exists()
 
 
 @pytest.mark.parametrize(

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import email
-import json
 import logging
 import multiprocessing
 import os
 import random
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,6 +27,7 @@ from breadthflow.store.db import open_database
 from breadthflow.store.pipelines import PipelineRepository
 from breadthflow.store.runs import RunRepository
 from tests.conftest import free_port
+from tests.pipelines._servers import SmtpSink, Webhook
 
 # --- retry ----------------------------------------------------------------------------------
 
@@ -181,87 +176,6 @@ def test_a_second_process_cannot_take_the_lock_until_the_holder_dies(tmp_path: P
 # --- notifications: a real webhook receiver and a real SMTP receiver ------------------------
 
 
-class Webhook:
-    """An HTTP server on loopback that records the JSON it is posted."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                outer.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/secret-token"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class SmtpSink:
-    """A minimal SMTP receiver on loopback (220/250/354/221): enough for smtplib."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            with connection, connection.makefile("rb") as lines:
-                self._session(connection, lines)
-
-    def _session(self, connection: socket.socket, lines: Any) -> None:
-        def reply(text: str) -> None:
-            connection.sendall(text.encode() + b"\r\n")
-
-        reply("220 sink ready")
-        sender, recipients = "", []
-        for raw in lines:
-            command = raw.decode().strip()
-            verb = command[:4].upper()
-            if verb in ("EHLO", "HELO"):
-                reply("250 sink")
-            elif verb == "MAIL":
-                sender = command.split(":", 1)[1].strip(" <>")
-                reply("250 ok")
-            elif verb == "RCPT":
-                recipients.append(command.split(":", 1)[1].strip(" <>"))
-                reply("250 ok")
-            elif verb == "DATA":
-                reply("354 end with <CRLF>.<CRLF>")
-                body = b"".join(iter(lambda: lines.readline(), b".\r\n"))
-                self.messages.append(email.message_from_bytes(body))
-                self.envelopes.append((sender, recipients))
-                reply("250 queued")
-            elif verb == "QUIT":
-                reply("221 bye")
-                return
-            else:
-                reply("250 ok")
-
-    def close(self) -> None:
-        self.server.close()
-
-
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
     server = Webhook()
@@ -340,12 +254,13 @@ class Flaky(PipelineLifecycle):
                 raise RuntimeError("feed down")
 
 
-def test_runs_notify_on_failure_and_on_recovery_only(
+def test_runs_notify_once_per_failure_streak_and_on_recovery(
     webhook: Webhook, smtp: SmtpSink, tmp_path: Path
 ) -> None:
     close_all()
     repo = RunRepository(open_database(f"sqlite:///{tmp_path / 'meta.db'}"))
-    definition = definition_from({"name": "daily"})
+    only_failures = {"alerts": {"rules": ["run_failed"]}}  # error_rate would join in
+    definition = definition_from({"name": "daily", "parameters": only_failures})
     pipeline_id = PipelineRepository(repo.db).create(definition.model_dump(mode="json"), None)
     notifier = notifier_for(webhook, smtp)
 
@@ -358,18 +273,20 @@ def test_runs_notify_on_failure_and_on_recovery_only(
     try:
         assert run(fail=False) is None  # a first success: nothing to say
         assert run(fail=True) == "failure"
-        assert run(fail=True) == "failure"
+        assert run(fail=True) is None  # the same streak: its alert is still open
         assert run(fail=False) == "recovery"
         assert run(fail=False) is None  # success after success
+        assert run(fail=True) == "failure"  # a new streak fires again
     finally:
         close_all()
 
-    assert [body["event"] for body in webhook.received] == ["failure", "failure", "recovery"]
+    assert [body["event"] for body in webhook.received] == ["failure", "recovery", "failure"]
     assert webhook.received[0]["pipeline"] == "daily"
     assert webhook.received[0]["error"] == "RuntimeError: feed down"
+    assert [a["rule"] for a in webhook.received[0]["alerts"]] == ["run_failed"]
     subjects = [message["Subject"] for message in smtp.messages]
     assert subjects[0].startswith("[breadthflow] pipeline daily failed (run-")
-    assert subjects[2].startswith("[breadthflow] pipeline daily recovered (run-")
+    assert subjects[1].startswith("[breadthflow] pipeline daily recovered (run-")
     assert len(subjects) == 3
 
 

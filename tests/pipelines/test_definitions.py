@@ -72,3 +72,9 @@ def test_bad_definitions_are_one_line_errors(values, fragment):
 def test_symbols_are_normalised_from_text():
     d = definition_from({"name": "x", "mode": "custom_symbols", "symbols": "aapl, msft"})
     assert d.symbols == ["AAPL", "MSFT"]
+
+
+@pytest.mark.parametrize("symbols", [[1, 2], {"a": 1}, [["AAPL"]]])
+def test_symbols_that_are_not_text_are_one_clear_error(symbols: object) -> None:
+    with pytest.raises(InvalidInputError, match="expected a list of symbols"):
+        definition_from({"name": "x", "mode": "custom_symbols", "symbols": symbols})

@@ -147,10 +147,17 @@ class FailingFormula:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def evaluate(self, bars: pl.DataFrame, breadth: pl.DataFrame | None = None) -> pl.DataFrame:
+    def _check(self, bars: pl.DataFrame) -> None:
         if self.symbol in bars["symbol"].to_list():
             raise ZeroDivisionError(f"boom in {self.symbol}")
+
+    def evaluate(self, bars: pl.DataFrame, breadth: pl.DataFrame | None = None) -> pl.DataFrame:
+        self._check(bars)
         return self.inner.evaluate(bars, breadth)
+
+    def matches(self, bars: pl.DataFrame, *args: Any) -> pl.DataFrame:
+        self._check(bars)
+        return self.inner.matches(bars, *args)
 
 
 @pytest.fixture
@@ -598,3 +605,73 @@ def test_matches_hold_plain_floats_or_none() -> None:
         for name, value in match.items():
             if name != "date":
                 assert value is None or (isinstance(value, float) and math.isfinite(value))
+
+
+# -- the columnar outcome -------------------------------------------------------------------------
+
+
+def test_the_frame_outcome_holds_the_same_matches_as_the_results(sample: pl.DataFrame) -> None:
+    engine = ProcessingEngine(FrameLoader(sample), chunk_size=4)
+    scan = job((*SAMPLE_SYMBOLS, "NOPE"), "close > sma(close, 20) and volume > 0", PERIOD)
+    outcome = engine.process_batch_frame(scan)
+    results = engine.process_batch(scan)
+
+    assert comparable(outcome.results()) == comparable(results)
+    rows = [(r.symbol, m["date"], m["close"], m["sma(close, 20)"]) for r in results
+            for m in r.matches]  # fmt: skip
+    assert outcome.matches.columns == ["symbol", "date", "close", "sma(close, 20)", "volume"]
+    assert sorted(outcome.matches.select(pl.exclude("volume")).rows()) == sorted(rows)
+    assert len(rows) > 0
+    assert outcome.errors == {"NOPE": f"no 1d bars between {PERIOD[0]} and {PERIOD[1]}"}
+    without_time = {k: v for k, v in outcome.summary().items() if k != "total_time_ms"}
+    assert without_time == {k: v for k, v in engine.summary(results).items()
+                            if k != "total_time_ms"}  # fmt: skip
+    assert set(outcome.times_ms) == set(scan.symbols)
+
+
+def test_a_loader_may_return_only_the_fields_the_formula_reads(sample: pl.DataFrame) -> None:
+    formula = "close > sma(close, 20)"
+    assert compile_formula(formula).fields == ("close",)
+    # A broken low price is not read, so it does not matter here; a broken close does.
+    broken = sample.with_columns(
+        pl.when(pl.col("symbol") == "GE").then(-1.0).otherwise(pl.col("low")).alias("low"),
+        pl.when(pl.col("symbol") == "XOM").then(None).otherwise(pl.col("close")).alias("close"),
+    )
+    slim = broken.select("symbol", "date", "close")
+    full_results = ProcessingEngine(FrameLoader(sample)).process_batch(
+        job(SAMPLE_SYMBOLS, formula, PERIOD)
+    )
+    results = ProcessingEngine(FrameLoader(slim)).process_batch(
+        job(SAMPLE_SYMBOLS, formula, PERIOD)
+    )
+    by_symbol = {r.symbol: r for r in results}
+    assert by_symbol["XOM"].error is not None and by_symbol["XOM"].error.startswith("bad 1d bars")
+    assert by_symbol["GE"].error is None
+    assert comparable([r for r in results if r.symbol != "XOM"]) == comparable(
+        [r for r in full_results if r.symbol != "XOM"]
+    )
+    missing = ProcessingEngine(FrameLoader(slim)).process_batch(
+        job(SAMPLE_SYMBOLS, "volume > 0", PERIOD)
+    )
+    assert all(r.error == "the loaded bars lack column(s) volume" for r in missing)
+
+
+def test_check_bars_sorts_and_reports_each_symbols_first_problem() -> None:
+    bars = make_bars({s: CLOSES[s] for s in "ABCD"})
+    repeated = bars.filter((pl.col("symbol") == "C") & (pl.col("date") == DAYS[3]))
+    shuffled = pl.concat([bars, repeated]).sample(fraction=1.0, shuffle=True, seed=1)
+    shuffled = shuffled.with_columns(
+        pl.when((pl.col("symbol") == "B") & (pl.col("date") >= DAYS[6]))
+        .then(0.0)
+        .otherwise(pl.col("open"))
+        .alias("open")
+    )
+    good, problems = engine_module.check_bars(shuffled, ["A", "B", "C", "D", "Z"], DAYS[2], DAYS[8])
+    assert problems == {
+        # bars after the end are left out: three bad ones remain
+        "B": "bad 1d bars: 3 bar(s) with a missing, non-finite or non-positive price, a missing "
+        f"or negative volume, or high < low (first on {DAYS[6]})",
+        "C": f"bad 1d bars: two bars on {DAYS[3]}",
+        "Z": f"no 1d bars between {DAYS[2]} and {DAYS[8]}",
+    }
+    assert good.select("symbol", "date").rows() == [(s, d) for s in "AD" for d in DAYS[:9]]

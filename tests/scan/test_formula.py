@@ -761,3 +761,101 @@ def test_no_look_ahead(text, wobbly):
         truncated = formula.evaluate(cut, breadth_table(cut, hl_window=5))
         assert truncated.equals(full.filter(pl.col("date") <= last)), (text, last)
     assert full["match"].any()
+
+
+# --- one pass over the sorted universe == one group per symbol ------------------------------
+
+SEGMENTED = [
+    "sma(close, 5)",
+    "ema(close, 4)",
+    "rsi(close, 3)",
+    "macd(close, 3, 6)",
+    "macd_signal(close, 3, 6, 2)",
+    "atr(3)",
+    "highest(close, 4)",
+    "lowest(low, 4)",
+    "roc(close, 3)",
+    "change(close, 2)",
+    "close[2]",
+    "sma(close[1], 3)",
+    "ema(sma(close, 2), 3)",
+    "barssince(close > close[1])",
+    "barssince(crosses_above(close, sma(close, 3)))",
+    "barssince(not crosses_below(close, open))",
+]
+
+
+def ragged_universe() -> pl.DataFrame:
+    """Symbols of different lengths, missing closes inside and at the start, any row order."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    closes: dict[str, list[float | None]] = {}
+    for symbol, length in (("A", 40), ("B", 3), ("C", 55), ("D", 1), ("E", 30)):
+        path = (100 * np.exp(np.cumsum(rng.normal(0, 0.03, length)))).round(2).tolist()
+        closes[symbol] = path
+    closes["C"][10] = None
+    closes["C"][11] = None
+    closes["E"][0] = None
+    opens = {s: [(c or 50.0) * 1.01 for c in v] for s, v in closes.items()}
+    bars = make_bars(closes, opens=opens)
+    return bars.sample(fraction=1.0, shuffle=True, seed=3)
+
+
+def per_group_formula(text: str, monkeypatch: pytest.MonkeyPatch) -> Formula:
+    """``text`` compiled with every per-symbol window as ``.over("symbol")``."""
+    from breadthflow.scan import formula as formula_module
+
+    window = formula_module._Compiler._window
+
+    def over_only(self, key, expr, over, inputs, segmented=None):
+        return window(self, key, expr, over, inputs, None)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(formula_module._Compiler, "_window", over_only)
+        return formula_module._compile_uncached(text)
+
+
+@pytest.mark.parametrize("expr", SEGMENTED)
+def test_one_pass_windows_equal_the_per_symbol_windows(expr, monkeypatch):
+    bars = ragged_universe()
+    text = f"{expr} == {expr}" if "barssince" in expr or "[" in expr else f"{expr} > -1e300"
+    fast = compile_formula(text)
+    slow = per_group_formula(text, monkeypatch)
+    assert fast._program.segmented and not slow._program.segmented
+    ours, reference = fast.evaluate(bars), slow.evaluate(bars)
+    assert ours.select("symbol", "date", "match").equals(
+        reference.select("symbol", "date", "match")
+    )
+    (name,) = fast.value_names
+    got, want = ours[name].to_list(), reference[name].to_list()
+    assert [g is None for g in got] == [w is None for w in want], name
+    assert any(w is not None for w in want)
+    for g, w in zip(got, want, strict=True):
+        if w is not None:
+            assert g == pytest.approx(w, rel=1e-12, abs=1e-12), name
+
+
+def test_one_pass_windows_do_not_depend_on_the_other_symbols():
+    bars = ragged_universe()
+    text = " and ".join(f"{e} > -1e300" for e in SEGMENTED if "barssince" not in e)
+    formula = compile_formula(text)
+    together = formula.evaluate(bars).filter(pl.col("symbol") == "C")
+    alone = formula.evaluate(bars.filter(pl.col("symbol") == "C"))
+    assert alone.equals(together)  # the very same floats, not merely close ones
+
+
+def test_matches_are_the_true_rows_of_evaluate_inside_the_range():
+    bars = ragged_universe()
+    formula = compile_formula("close > sma(close, 3) and rsi(close, 3) > 40")
+    days = weekdays(55)
+    start, end = days[5], days[30]
+    expected = (
+        formula.evaluate(bars)
+        .filter(pl.col("match") & pl.col("date").is_between(start, end))
+        .drop("match")
+    )
+    found = formula.matches(bars, start=start, end=end)
+    assert found.height > 0
+    assert found.equals(expected)
+    assert formula.matches(bars).height == formula.evaluate(bars)["match"].sum()

@@ -27,8 +27,11 @@ TABLES = {
     "universes", "universe_symbols", "ingestions", "ingestion_issues", "ingestion_failures",
     "signals", "backtests", "scans", "pipelines", "pipeline_runs", "run_steps", "run_logs",
     "run_checkpoints", "alerts",
+    "ml_models", "paper_accounts", "paper_orders", "paper_fills", "paper_positions", "paper_equity",
+    "api_tokens", "command_audit",
+    "bus_events", "bus_groups", "bus_pending",
 }  # fmt: skip
-LATEST = "0008"
+LATEST = "0009"
 
 
 def _tables(db: Database) -> set[str]:

@@ -203,8 +203,10 @@ def simulate_account(
 
     Fills ``equity_out``/``cash_out``/``gross_out`` (length T) when ``write``; writes
     trades from row ``k`` when ``record``. Returns ``(k_after, final_equity, max_drawdown,
-    return_mean, return_m2, n_returns, exposure_sum)`` — the statistics are accumulated
-    on the fly (Welford for the daily returns) so a sweep needs no equity curve.
+    return_mean, return_m2, n_returns, exposure_sum)`` — without ``write`` the statistics
+    are accumulated on the fly (Welford for the daily returns) so a sweep needs no equity
+    curve; with it they are left at zero (the caller has the curve, and the Welford
+    update's division chain would cost more than the rest of the loop).
     """
     n = c.shape[0]
     pos = np.zeros(P_FIELDS)
@@ -256,21 +258,22 @@ def simulate_account(
             equity_out[t] = equity
             cash_out[t] = cash
             gross_out[t] = gross
-        if equity >= peak:
-            peak = equity
-        else:
-            dd = equity / peak - 1.0
-            if dd < max_dd:
-                max_dd = dd
-        if t > 0:
-            r = equity / prev - 1.0
-            n_ret += 1
-            delta = r - mean
-            mean += delta / n_ret
-            m2 += delta * (r - mean)
+        else:  # no curve kept (the sweep): the statistics on the fly instead
+            if equity >= peak:
+                peak = equity
+            else:
+                dd = equity / peak - 1.0
+                if dd < max_dd:
+                    max_dd = dd
+            if t > 0:
+                r = equity / prev - 1.0
+                n_ret += 1
+                delta = r - mean
+                mean += delta / n_ret
+                m2 += delta * (r - mean)
+            if gross != 0.0 or equity <= 0.0:  # flat with equity > 0: exposure 0
+                exposure += gross / equity if equity > 0.0 else np.nan
         prev = equity
-        if gross != 0.0 or equity <= 0.0:  # flat with equity > 0: exposure 0
-            exposure += gross / equity if equity > 0.0 else np.nan
     if pos[P_SIDE] != 0.0:
         k = _end_trade(pos, last, symbol, trade_ints, trade_floats, k, record)
     return k, prev, max_dd, mean, m2, n_ret, exposure
@@ -479,51 +482,18 @@ def sweep_sma_cross(
         j = np.int64(jj)
         close = c[j]
         rows = np.empty(n, dtype=np.int64)
-        m = 0
-        for t in range(n):
-            if close[t] == close[t]:
-                rows[m] = t
-                m += 1
-        base = close[rows[0]] if m > 0 else 0.0
-        hi = np.zeros(m + 1)
-        lo_sum = np.zeros(m + 1)
-        total = 0.0
-        comp = 0.0
-        for q in range(m):
-            x = close[rows[q]] - base
-            nxt = total + x
-            if abs(total) >= abs(x):
-                comp += (total - nxt) + x
-            else:
-                comp += (x - nxt) + total
-            total = nxt
-            hi[q + 1] = total
-            lo_sum[q + 1] = comp
+        hi = np.empty(n + 1)
+        lo_sum = np.empty(n + 1)
+        m, base = _prefix_sums(close, rows, hi, lo_sum)
         entries = np.zeros(n, dtype=np.bool_)
         exits = np.zeros(n, dtype=np.bool_)
         none = np.empty(0)
         no_ints = np.empty((0, TRADE_INTS), dtype=np.int64)
         no_floats = np.empty((0, TRADE_FLOATS))
         for p in range(n_pairs):
-            f = fast[p]
-            s = slow[p]
             entries[:] = False
             exits[:] = False
-            was_above = False
-            was_below = False
-            for q in range(s - 1, m):
-                a = q + 1
-                fast_sma = ((hi[a] - hi[a - f]) + (lo_sum[a] - lo_sum[a - f])) / f + base
-                slow_sma = ((hi[a] - hi[a - s]) + (lo_sum[a] - lo_sum[a - s])) / s + base
-                above = fast_sma - slow_sma > SMA_TIE_TOLERANCE * abs(slow_sma)
-                below = slow_sma - fast_sma > SMA_TIE_TOLERANCE * abs(fast_sma)
-                if q >= s:  # both SMAs defined on the previous bar too
-                    if above and not was_above:
-                        entries[rows[q]] = True
-                    if below and not was_below:
-                        exits[rows[q]] = True
-                was_above = above
-                was_below = below
+            _cross_marks(rows, m, base, hi, lo_sum, fast[p], slow[p], entries, exits)
             k, final, max_dd, mean, m2, n_ret, exposure = simulate_account(
                 o[j], h[j], lo[j], close, entries, exits, j, cash0, cost, exec_open,
                 longshort, sizing, fraction, stop_loss, take_profit, trailing, integer,
@@ -536,3 +506,133 @@ def sweep_sma_cross(
             out[p, j, 4] = m2
             out[p, j, 5] = n_ret
             out[p, j, 6] = exposure
+
+
+@njit(cache=True)
+def _prefix_sums(close, rows, hi, lo_sum):
+    """The rows with a close (``rows[:m]``) and compensated prefix sums of the closes
+    minus the first one (``hi`` + ``lo_sum``, ``m + 1`` values): a window sum then has the
+    rounding error of one addition. Returns ``(m, base)``."""
+    m = 0
+    for t in range(close.shape[0]):
+        if close[t] == close[t]:
+            rows[m] = t
+            m += 1
+    base = close[rows[0]] if m > 0 else 0.0
+    hi[0] = 0.0
+    lo_sum[0] = 0.0
+    total = 0.0
+    comp = 0.0
+    for q in range(m):
+        x = close[rows[q]] - base
+        nxt = total + x
+        if abs(total) >= abs(x):
+            comp += (total - nxt) + x
+        else:
+            comp += (x - nxt) + total
+        total = nxt
+        hi[q + 1] = total
+        lo_sum[q + 1] = comp
+    return m, base
+
+
+@njit(cache=True)
+def _cross_marks(rows, m, base, hi, lo_sum, f, s, entries, exits):
+    """Mark the bars where SMA(f) crosses above (``entries``) / below (``exits``) SMA(s):
+    above now, not above on the previous bar, both defined; within the tie tolerance of
+    the other SMA is a tie."""
+    was_above = False
+    was_below = False
+    for q in range(s - 1, m):
+        a = q + 1
+        fast_sma = ((hi[a] - hi[a - f]) + (lo_sum[a] - lo_sum[a - f])) / f + base
+        slow_sma = ((hi[a] - hi[a - s]) + (lo_sum[a] - lo_sum[a - s])) / s + base
+        above = fast_sma - slow_sma > SMA_TIE_TOLERANCE * abs(slow_sma)
+        below = slow_sma - fast_sma > SMA_TIE_TOLERANCE * abs(fast_sma)
+        if q >= s:  # both SMAs defined on the previous bar too
+            if above and not was_above:
+                entries[rows[q]] = True
+            if below and not was_below:
+                exits[rows[q]] = True
+        was_above = above
+        was_below = below
+
+
+@njit(cache=True)
+def sma_cross_marks(c, f, s, entries, exits):
+    """The crosses :func:`sweep_sma_cross` trades for one pair, for every symbol (row of
+    the ``(N, T)`` closes), into the ``(N, T)`` bool arrays ``entries``/``exits``."""
+    n_sym, n = c.shape
+    rows = np.empty(n, dtype=np.int64)
+    hi = np.empty(n + 1)
+    lo_sum = np.empty(n + 1)
+    for j in range(n_sym):
+        m, base = _prefix_sums(c[j], rows, hi, lo_sum)
+        _cross_marks(rows, m, base, hi, lo_sum, f, s, entries[j], exits[j])
+
+
+# --- result columns -----------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def curve_columns(equity, gross, exposure_out, drawdown_out):
+    """Per date: ``exposure = gross / equity`` (NaN unless equity > 0) and ``drawdown =
+    equity / running peak - 1`` — the arithmetic of the NumPy expressions, in one pass."""
+    peak = equity[0]
+    for t in range(equity.shape[0]):
+        e = equity[t]
+        # np.maximum.accumulate: a NaN, once met, is the peak from then on.
+        if peak == peak and (e > peak or e != e):
+            peak = e
+        exposure_out[t] = gross[t] / e if e > 0.0 else np.nan
+        drawdown_out[t] = e / peak - 1.0
+
+
+# trade_columns output rows
+C_SYMBOL, C_LONG, C_ENTRY_DAY, C_EXIT_DAY, C_BARS, C_REASON = range(6)
+(
+    X_ENTRY_PRICE, X_EXIT_PRICE, X_SHARES, X_PNL, X_RETURN_PCT, X_FEES, X_EXIT_DAY, X_BARS,
+) = range(8)  # fmt: skip
+TRADE_INT_COLUMNS, TRADE_FLOAT_COLUMNS = 6, 8
+
+
+@njit(cache=True, error_model="numpy")
+def trade_columns(trade_ints, trade_floats, rank, day_numbers, int_out, float_out, open_out):
+    """The trade list as columns, sorted by entry date then symbol name (``rank[symbol]``;
+    stable, so the kernels' order breaks ties). ``int_out[C_*]``: symbol index, 1 for a long,
+    entry and exit day (days since 1970-01-01; the last date for an open trade), bars held,
+    reason code - 1. ``float_out[X_*]``: prices, shares, P&L, return in % (P&L over the
+    cost basis), fees, the exit day as a float (NaN while open), bars held.
+    ``open_out``: still open at the end."""
+    count = trade_ints.shape[0]
+    n_symbols = rank.shape[0]
+    last_row = day_numbers.shape[0] - 1
+    key = np.empty(count, dtype=np.int64)
+    ordered = True
+    for i in range(count):
+        key[i] = trade_ints[i, T_ENTRY_ROW] * n_symbols + rank[trade_ints[i, T_SYMBOL]]
+        if i > 0 and key[i] < key[i - 1]:
+            ordered = False
+    order = np.arange(count) if ordered else np.argsort(key, kind="mergesort")
+    for out, i in enumerate(order):
+        entry_row = trade_ints[i, T_ENTRY_ROW]
+        exit_row = trade_ints[i, T_EXIT_ROW]
+        is_open = exit_row < 0
+        if is_open:
+            exit_row = last_row
+        int_out[C_SYMBOL, out] = trade_ints[i, T_SYMBOL]
+        int_out[C_LONG, out] = 1 if trade_ints[i, T_SIDE] > 0 else 0
+        int_out[C_ENTRY_DAY, out] = day_numbers[entry_row]
+        int_out[C_EXIT_DAY, out] = day_numbers[exit_row]
+        int_out[C_BARS, out] = exit_row - entry_row
+        int_out[C_REASON, out] = trade_ints[i, T_REASON] - 1
+        open_out[out] = is_open
+        pnl = trade_floats[i, F_PNL]
+        float_out[X_ENTRY_PRICE, out] = trade_floats[i, F_ENTRY]
+        float_out[X_EXIT_PRICE, out] = trade_floats[i, F_EXIT]
+        float_out[X_SHARES, out] = trade_floats[i, F_SHARES]
+        float_out[X_PNL, out] = pnl
+        float_out[X_RETURN_PCT, out] = pnl / trade_floats[i, F_BASIS] * 100.0
+        float_out[X_FEES, out] = trade_floats[i, F_FEES]
+        float_out[X_EXIT_DAY, out] = np.nan if is_open else float(day_numbers[exit_row])
+        float_out[X_BARS, out] = exit_row - entry_row

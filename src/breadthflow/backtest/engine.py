@@ -21,18 +21,33 @@ that apply them are in :mod:`breadthflow.backtest._kernels`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from breadthflow.backtest import _kernels as nb
+from breadthflow.backtest import metrics
+from breadthflow.backtest._frames import frame, series, strings
 from breadthflow.backtest.config import BacktestConfig
+from breadthflow.backtest.metrics import (
+    TRADING_DAYS,
+    Stat,
+    TradeArrays,
+    benchmark_arrays,
+)
 from breadthflow.backtest.prices import PriceMatrix
 from breadthflow.core.errors import InvalidInputError
 
-__all__ = ["EQUITY_COLUMNS", "TRADE_COLUMNS", "BacktestResult", "run_backtest"]
+__all__ = [
+    "EQUITY_COLUMNS",
+    "TRADE_COLUMNS",
+    "BacktestResult",
+    "ResultArrays",
+    "run_backtest",
+]
 
 EQUITY_COLUMNS = ("date", "equity", "cash", "exposure", "drawdown")
 TRADE_COLUMNS = (
@@ -48,17 +63,40 @@ class BacktestResult:
     - ``equity``: one row per date — ``date, equity, cash, exposure`` (gross position value
       / equity) and ``drawdown`` (equity / running peak - 1). In per-symbol mode the sum
       over the symbol accounts (start capital = cash × N).
-    - ``symbol_equity``: long ``date, symbol, equity`` — each symbol's account (per-symbol
-      mode) or each symbol's signed position value (portfolio mode).
     - ``trades``: one row per round trip (``TRADE_COLUMNS``), sorted by entry date then
       symbol; a position still open at the end has ``is_open`` and ``exit_reason="end"``.
+    - ``symbol_equity`` (built on first access): long ``date, symbol, equity`` — each
+      symbol's account (per-symbol mode) or each symbol's signed position value
+      (portfolio mode).
+    - ``arrays``: the same numbers as NumPy arrays, for :meth:`stats` and
+      ``symbol_equity``.
     """
 
     equity: pl.DataFrame
-    symbol_equity: pl.DataFrame
     trades: pl.DataFrame
     start_capital: float
     config: BacktestConfig
+    arrays: ResultArrays = field(repr=False, compare=False)
+
+    @cached_property
+    def symbol_equity(self) -> pl.DataFrame:
+        a = self.arrays
+        t, n = a.values.shape
+        if n == 1:  # the account's curve is the total one
+            return frame(
+                [
+                    self.equity.get_column("date"),
+                    _repeat("symbol", a.symbols[0], t),
+                    self.equity.get_column("equity"),
+                ]
+            )
+        return frame(
+            [
+                _date_series("date", np.repeat(a.days, n)),
+                pl.Series("symbol", a.symbols * t, dtype=pl.String),
+                series("equity", np.ascontiguousarray(a.values).ravel()),
+            ]
+        )
 
     @property
     def final_equity(self) -> float:
@@ -67,6 +105,42 @@ class BacktestResult:
     @property
     def total_return_pct(self) -> float:
         return (self.final_equity / self.start_capital - 1.0) * 100.0
+
+    def stats(
+        self,
+        benchmark: pl.DataFrame | None = None,
+        risk_free: float = 0.0,
+        periods_per_year: int = TRADING_DAYS,
+    ) -> dict[str, Stat]:
+        """The statistics of this run: ``compute_stats(equity, trades, benchmark,
+        exposure=equity["exposure"], …)``, computed from the engine's arrays instead of
+        reading the frames back — the same numbers, a fraction of the time.
+
+        ``benchmark``: ``date, close`` as for
+        :func:`~breadthflow.backtest.metrics.compute_stats`.
+        """
+        a = self.arrays
+        bench = None if benchmark is None else benchmark_arrays(benchmark)
+        # The engine's arrays are already what stats_from_arrays would check them to be.
+        return metrics._stats(
+            a.days, a.equity, a.trades, bench, a.exposure, a.drawdown, risk_free, periods_per_year
+        )
+
+
+@dataclass(slots=True)
+class ResultArrays:
+    """The arrays behind a :class:`BacktestResult`'s frames: ``days`` (whole days since
+    1970-01-01), ``equity``, ``exposure`` (NaN where the equity is not positive) and
+    ``drawdown`` per date; ``values`` ``(T, N)`` per symbol and date, for ``symbols``;
+    the trades in frame order."""
+
+    days: np.ndarray
+    equity: np.ndarray
+    exposure: np.ndarray
+    drawdown: np.ndarray
+    values: np.ndarray
+    symbols: tuple[str, ...]
+    trades: TradeArrays
 
 
 def kernel_args(config: BacktestConfig) -> tuple[Any, ...]:
@@ -134,22 +208,13 @@ def run_backtest(
             per[0], per[1], per[2], trade_ints, trade_floats, True,
         )  # fmt: skip
         values = per[0].T
-        equity, cash, gross = per[0].sum(axis=0), per[1].sum(axis=0), per[2].sum(axis=0)
+        if n == 1:
+            equity, cash, gross = per[0, 0], per[1, 0], per[2, 0]
+        else:
+            equity, cash, gross = per[0].sum(axis=0), per[1].sum(axis=0), per[2].sum(axis=0)
         start = float(config.cash) * n
-    dates = pl.Series("date", prices.dates).cast(pl.Date)
-    return BacktestResult(
-        equity=_equity_frame(dates, equity, cash, gross),
-        symbol_equity=pl.DataFrame(
-            {
-                "date": np.repeat(prices.dates, n),
-                "symbol": pl.Series(prices.symbols * t, dtype=pl.String),
-                "equity": np.ascontiguousarray(values).ravel(),
-            }
-        ).with_columns(pl.col("date").cast(pl.Date)),
-        trades=_trade_frame(prices, trade_ints[:count], trade_floats[:count]),
-        start_capital=start,
-        config=config,
-    )
+    return _result(prices, equity, cash, gross, values, trade_ints[:count],
+                   trade_floats[:count], start, config)  # fmt: skip
 
 
 def signal_array(values: Any, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -173,46 +238,110 @@ def _fields(prices: PriceMatrix) -> tuple[np.ndarray, ...]:
     )
 
 
-def _equity_frame(
-    dates: pl.Series, equity: np.ndarray, cash: np.ndarray, gross: np.ndarray
-) -> pl.DataFrame:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exposure = np.where(equity > 0, gross / equity, np.nan)
-        drawdown = equity / np.maximum.accumulate(equity) - 1.0
-    return pl.DataFrame(
-        {"date": dates, "equity": equity, "cash": cash, "exposure": exposure, "drawdown": drawdown}
-    ).with_columns(pl.col("exposure").fill_nan(None))
+def _result(
+    prices: PriceMatrix,
+    equity: np.ndarray,
+    cash: np.ndarray,
+    gross: np.ndarray,
+    values: np.ndarray,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    start: float,
+    config: BacktestConfig,
+) -> BacktestResult:
+    """The result frames, built once from the kernel's arrays (Series straight from NumPy:
+    per-call Polars overhead, not the data, dominates a single-symbol run)."""
+    t = values.shape[0]
+    day_numbers = _day_numbers(prices)
+    dates = _date_series("date", day_numbers)
+    exposure, drawdown = np.empty(t), np.empty(t)
+    nb.curve_columns(equity, gross, exposure, drawdown)
+    equity_frame = frame(
+        [
+            dates,
+            series("equity", equity),
+            series("cash", cash),
+            series("exposure", exposure, True),
+            series("drawdown", drawdown),
+        ]
+    )
+    trades, trade_arrays = _trades(prices, ints, floats)
+    arrays = ResultArrays(
+        day_numbers, equity, exposure, drawdown, values, prices.symbols, trade_arrays
+    )
+    return BacktestResult(equity_frame, trades, start, config, arrays)
 
 
-def _trade_frame(prices: PriceMatrix, ints: np.ndarray, floats: np.ndarray) -> pl.DataFrame:
-    last_row = len(prices.dates) - 1
-    is_open = ints[:, nb.T_EXIT_ROW] < 0
-    exit_rows = np.where(is_open, last_row, ints[:, nb.T_EXIT_ROW])
-    entry_rows = ints[:, nb.T_ENTRY_ROW]
-    date_values = prices.dates
-    reasons = np.array([nb.REASONS[i] for i in range(1, len(nb.REASONS) + 1)], dtype=object)
-    frame = pl.DataFrame(
-        {
-            "symbol": pl.Series(
-                np.array(prices.symbols, dtype=object)[ints[:, nb.T_SYMBOL]], dtype=pl.String
-            ),
-            "direction": pl.Series(
-                np.where(ints[:, nb.T_SIDE] > 0, "long", "short"), dtype=pl.String
-            ),
-            "entry_date": pl.Series(date_values[entry_rows]).cast(pl.Date),
-            "entry_price": floats[:, nb.F_ENTRY],
-            "exit_date": pl.Series(date_values[exit_rows]).cast(pl.Date),
-            "exit_price": floats[:, nb.F_EXIT],
-            "shares": floats[:, nb.F_SHARES],
-            "pnl": floats[:, nb.F_PNL],
-            "return_pct": floats[:, nb.F_PNL] / floats[:, nb.F_BASIS] * 100.0,
-            "fees": floats[:, nb.F_FEES],
-            "bars_held": (exit_rows - entry_rows).astype(np.int64),
-            "is_open": is_open,
-            "exit_reason": pl.Series(reasons[ints[:, nb.T_REASON] - 1], dtype=pl.String),
-        }
+_DIRECTIONS = np.array(["short", "long"], dtype=object)
+_REASONS = np.array([nb.REASONS[i] for i in range(1, len(nb.REASONS) + 1)], dtype=object)
+
+
+def _day_numbers(prices: PriceMatrix) -> np.ndarray:
+    return np.asarray(prices.dates, dtype="datetime64[D]").view(np.int64)
+
+
+def _repeat(name: str, value: str, count: int) -> pl.Series:
+    return strings(name, [value]).new_from_index(0, count)
+
+
+def _strings(name: str, table: np.ndarray, codes: np.ndarray) -> pl.Series:
+    return strings(name, table[codes].tolist())
+
+
+def _date_series(name: str, day_numbers: np.ndarray) -> pl.Series:
+    # From 32-bit day numbers: a fraction of the cost of converting datetime64[D].
+    return series(name, day_numbers.astype(np.int32)).cast(pl.Date)
+
+
+def _trades(
+    prices: PriceMatrix, ints: np.ndarray, floats: np.ndarray
+) -> tuple[pl.DataFrame, TradeArrays]:
+    """The trade frame, sorted by entry date then symbol (the kernels write them symbol by
+    symbol), and the arrays stats need, in the same order."""
+    n_symbols = len(prices.symbols)
+    rank = np.zeros(n_symbols, dtype=np.int64)
+    if n_symbols > 1:
+        rank[sorted(range(n_symbols), key=prices.symbols.__getitem__)] = np.arange(n_symbols)
+    count = len(ints)
+    cols = np.empty((nb.TRADE_INT_COLUMNS, count), dtype=np.int64)
+    values = np.empty((nb.TRADE_FLOAT_COLUMNS, count))
+    is_open = np.empty(count, dtype=np.bool_)
+    nb.trade_columns(ints, floats, rank, _day_numbers(prices), cols, values, is_open)
+    exit_day = values[nb.X_EXIT_DAY]
+    if is_open.any():  # no exit date: null (through NaN, the cheapest way to a null)
+        exit_dates = series("exit_date", exit_day, True).cast(pl.Int32).cast(pl.Date)
+    else:
+        exit_dates = _date_series("exit_date", cols[nb.C_EXIT_DAY])
+    if n_symbols == 1:
+        symbols = _repeat("symbol", prices.symbols[0], count)
+    else:
+        symbols = _strings("symbol", np.array(prices.symbols, dtype=object), cols[nb.C_SYMBOL])
+    pnl, return_pct, fees = values[nb.X_PNL], values[nb.X_RETURN_PCT], values[nb.X_FEES]
+    trades = frame(
+        [
+            symbols,
+            _strings("direction", _DIRECTIONS, cols[nb.C_LONG]),
+            _date_series("entry_date", cols[nb.C_ENTRY_DAY]),
+            series("entry_price", values[nb.X_ENTRY_PRICE]),
+            exit_dates,
+            series("exit_price", values[nb.X_EXIT_PRICE]),
+            series("shares", values[nb.X_SHARES]),
+            series("pnl", pnl),
+            series("return_pct", return_pct),
+            series("fees", fees),
+            series("bars_held", cols[nb.C_BARS]),
+            series("is_open", is_open),
+            _strings("exit_reason", _REASONS, cols[nb.C_REASON]),
+        ]
+    )  # fmt: skip
+    arrays = TradeArrays(
+        pnl=pnl,
+        return_pct=return_pct,
+        fees=fees,
+        is_open=is_open,
+        bars_held=values[nb.X_BARS],
+        entry_day=cols[nb.C_ENTRY_DAY],
+        exit_day=cols[nb.C_EXIT_DAY],
+        exit_known=~is_open,
     )
-    frame = frame.with_columns(
-        pl.when(pl.col("is_open")).then(None).otherwise(pl.col("exit_date")).alias("exit_date")
-    )
-    return frame.sort("entry_date", "symbol", maintain_order=True)
+    return trades, arrays

@@ -47,8 +47,10 @@ class PriceMatrix:
             array = getattr(self, name)
             if array.shape != (t, n):
                 raise ValueError(f"{name} has shape {array.shape}, expected {(t, n)}")
-        if t > 1 and not (np.diff(self.dates.astype("int64")) > 0).all():
-            raise ValueError("dates must be strictly increasing")
+        if t > 1:
+            days = self.dates.astype("datetime64[D]", copy=False).view(np.int64)
+            if not (days[1:] > days[:-1]).all():
+                raise ValueError("dates must be strictly increasing")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -62,12 +64,16 @@ class PriceMatrix:
         Rows must be unique per ``(symbol, date)`` and carry all four prices; the first
         offending row is named in an :class:`InvalidInputError` otherwise.
         """
-        missing = [c for c in ("symbol", "date", *PRICE_FIELDS) if c not in bars.columns]
+        present = set(bars.columns)
+        missing = [c for c in ("symbol", "date", *PRICE_FIELDS) if c not in present]
         if missing:
             raise InvalidInputError(
                 f"bars lack column(s) {', '.join(missing)} — expected symbol, date, "
                 "open, high, low, close"
             )
+        single = _one_clean_symbol(bars)
+        if single is not None:
+            return single
         frame = bars.select(
             pl.col("symbol").cast(pl.String),
             pl.col("date").cast(pl.Date),
@@ -104,6 +110,50 @@ class PriceMatrix:
             array[rows, cols] = frame[name].to_numpy()
             arrays[name] = array
         return cls(dates=dates, symbols=symbols, **arrays)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        symbol: str,
+        dates: np.ndarray,
+        open: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+    ) -> PriceMatrix:
+        """One symbol's bars from 1-D arrays (dates strictly increasing) — no frame, no
+        pivot. The same checks as :meth:`from_bars`: every bar needs all four prices.
+
+        >>> m = PriceMatrix.from_arrays("A", np.array(["2024-01-02", "2024-01-03"],
+        ...     dtype="datetime64[D]"), *[np.array([1.0, 2.0])] * 4)
+        >>> m.symbols, m.close.tolist()
+        (('A',), [[1.0], [2.0]])
+        """
+        days = np.asarray(dates, dtype="datetime64[D]")
+        fields = [np.array(a, dtype=np.float64).reshape(-1, 1) for a in (open, high, low, close)]
+        for name, array in zip(PRICE_FIELDS, fields, strict=True):
+            if days.ndim != 1 or array.shape[0] != days.shape[0]:
+                raise InvalidInputError(
+                    f"{name} has {array.size} values for {days.size} dates — expected one "
+                    "1-D array per field, one value per date"
+                )
+            bad = np.flatnonzero(np.isnan(array[:, 0]))
+            if len(bad):
+                raise InvalidInputError(
+                    f"bar {symbol} {days[bad[0]]} lacks a price — every bar needs open, high, "
+                    "low and close (leave the row out for a missing session)"
+                )
+        if np.isnat(days).any():
+            raise InvalidInputError(f"bars of {symbol} have a missing date")
+        steps = np.flatnonzero(days[1:] <= days[:-1])
+        if len(steps):
+            day = days[steps[0] + 1]
+            if (days == day).sum() > 1:
+                raise InvalidInputError(
+                    f"duplicate bar {symbol} {day} — one row per (symbol, date)"
+                )
+            raise InvalidInputError(f"bars of {symbol} are not sorted by date (at {day})")
+        return cls(days, (symbol,), *fields)
 
     def between(self, start: dt.date, end: dt.date) -> PriceMatrix:
         """The rows with ``start <= date <= end`` (all symbols kept)."""
@@ -163,3 +213,34 @@ class PriceMatrix:
         )
         out[grid["_row"].to_numpy(), grid["_col"].to_numpy()] = grid[column].to_numpy()
         return out
+
+
+def _one_clean_symbol(bars: pl.DataFrame) -> PriceMatrix | None:
+    """:meth:`PriceMatrix.from_bars` without the pivot, for the common single-symbol
+    frame: ``None`` unless the bars are one symbol, dates strictly increasing, no
+    missing value — anything else takes the general path (which sorts, and names the
+    offending row in its errors), so both give the same matrix."""
+    n = bars.height
+    symbol = bars.get_column("symbol")
+    if n == 0 or symbol.dtype != pl.String or symbol.null_count():
+        return None
+    first = symbol[0]
+    # Sorted with equal ends: every value is the first.
+    if n > 1 and not (symbol[-1] == first and symbol.is_sorted()):
+        return None
+    date = bars.get_column("date")
+    if date.dtype != pl.Date or date.null_count():
+        return None
+    days = np.array(date.to_numpy(), dtype="datetime64[D]")
+    steps = days.view(np.int64)
+    if n > 1 and not (steps[1:] > steps[:-1]).all():
+        return None
+    prices = np.empty((len(PRICE_FIELDS), n))
+    for i, name in enumerate(PRICE_FIELDS):
+        column = bars.get_column(name)
+        if column.null_count() or not column.dtype.is_float():
+            return None
+        prices[i] = column.to_numpy()
+    if np.isnan(prices).any():
+        return None
+    return PriceMatrix(days, (first,), *(row.reshape(-1, 1) for row in prices))

@@ -33,7 +33,13 @@ from breadthflow.backtest.engine import kernel_args, stop_args
 from breadthflow.backtest.prices import PriceMatrix
 from breadthflow.core.errors import InvalidInputError
 
-__all__ = ["MEMORY_LIMIT", "SWEEP_COLUMNS", "estimate_memory", "sma_cross_sweep"]
+__all__ = [
+    "MEMORY_LIMIT",
+    "SWEEP_COLUMNS",
+    "estimate_memory",
+    "sma_cross_signals",
+    "sma_cross_sweep",
+]
 
 SWEEP_COLUMNS = (
     "fast", "slow", "symbol", "total_return_pct", "n_trades", "max_drawdown_pct", "sharpe",
@@ -131,6 +137,27 @@ def sma_cross_sweep(
     if not frames:
         return pl.DataFrame(schema=_schema())
     return pl.concat(frames, rechunk=True)
+
+
+def sma_cross_signals(prices: PriceMatrix, fast: int, slow: int) -> tuple[np.ndarray, np.ndarray]:
+    """Entry/exit matrices ``(T, N)`` of one SMA cross, for
+    :func:`~breadthflow.backtest.engine.run_backtest`: exactly the crosses
+    :func:`sma_cross_sweep` trades for the pair (the same compiled code: SMAs over each
+    symbol's own bars from compensated prefix sums, ties within 1e-9 of the other SMA).
+
+    >>> import datetime as dt
+    >>> from breadthflow.data.providers.synthetic import generate_bars
+    >>> prices = PriceMatrix.from_bars(generate_bars(["SYN00001"], "2020-01-01", "2020-12-31"))
+    >>> entries, exits = sma_cross_signals(prices, 5, 20)
+    >>> entries.shape == prices.shape, bool(entries[:20].any())
+    (True, False)
+    """
+    f, s = _pairs([fast], [slow])
+    close = np.ascontiguousarray(prices.close.T, dtype=np.float64)
+    entries = np.zeros(close.shape, dtype=np.bool_)
+    exits = np.zeros(close.shape, dtype=np.bool_)
+    nb.sma_cross_marks(close, f[0], s[0], entries, exits)
+    return entries.T, exits.T
 
 
 def _pairs(fast: Sequence[int], slow: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

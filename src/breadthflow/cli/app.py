@@ -7,7 +7,16 @@ import sys
 import typer
 
 from breadthflow import __version__
+from breadthflow.cli import alerts as alerts_cmd
 from breadthflow.cli import backtest, breadth, config_cmd, data, db, demo, pipeline, scan, signals
+from breadthflow.cli import dispatcher as dispatcher_cmd
+from breadthflow.cli import events as events_cmd
+from breadthflow.cli import models as models_cmd
+from breadthflow.cli import paper as paper_cmd
+from breadthflow.cli import serve as serve_cmd
+from breadthflow.cli import status as status_cmd
+from breadthflow.cli import token as token_cmd
+from breadthflow.cli import worker as worker_cmd
 from breadthflow.cli._output import err
 from breadthflow.core.errors import BreadthFlowError
 
@@ -24,9 +33,18 @@ app.add_typer(signals.app, name="signals")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(scan.app, name="scan")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(paper_cmd.app, name="paper")
+app.add_typer(dispatcher_cmd.app, name="dispatcher")
+app.add_typer(events_cmd.app, name="events")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)
+app.command("worker")(worker_cmd.worker)
+app.add_typer(token_cmd.app, name="token")
+app.command("serve")(serve_cmd.serve)
+app.command("status")(status_cmd.status)
 
 
 @app.command("version")

@@ -226,6 +226,8 @@ def _run_row(r: Any) -> dict[str, Any]:
         "signals": r.signals_generated,
         "errors": r.error_count,
         "attempt": r.attempt,
+        "cpu_s": r.cpu_seconds,
+        "peak_mb": r.peak_memory_mb,
     }
 
 
@@ -329,31 +331,20 @@ def stop(
 
 @app.command("status")
 def status(fmt: FormatOpt = Format.table) -> None:
-    """Is the runner alive; each pipeline's last run and next run time."""
-    from breadthflow.pipelines.runner import runner_state
-
-    ctx = context()
-    state = runner_state(ctx)
-    pipelines = []
-    for p in svc.list_pipelines(ctx):
-        last = svc.list_runs(ctx, p.name, limit=1)
-        pipelines.append(
-            _row(p)
-            | {
-                "last_run": last[0].run_id if last else None,
-                "last_status": last[0].status if last else None,
-                "last_start": last[0].start_time if last else None,
-                "last_duration_s": last[0].duration if last else None,
-            }
-        )
+    """Is the runner alive; each pipeline's last run, next run time and open alerts."""
+    overview = svc.status_overview(context())
+    pipelines = [
+        _row(p.pipeline) | p.last_run | {"open_alerts": p.open_alerts} for p in overview.pipelines
+    ]
+    runner = {"pid": overview.runner_pid, "alive": overview.runner_alive}
     if fmt is not Format.table:
-        emit_record(
-            {"runner": {"pid": state.pid, "alive": state.alive}, "pipelines": pipelines}, fmt
-        )
+        emit_record({"runner": runner, "pipelines": pipelines}, fmt)
         return
-    alive = f"running (pid {state.pid})" if state.alive else "not running"
+    alive = f"running (pid {runner['pid']})" if runner["alive"] else "not running"
     out.print(f"runner: {alive}", markup=False, highlight=False)
     emit_rows(pipelines, fmt, title="Pipelines", columns=STATUS_COLUMNS)
+    if alerts := sum(p.open_alerts for p in overview.pipelines):
+        out.print(f"{alerts} open alert(s) — `breadthflow alerts`", markup=False, highlight=False)
 
 
 @app.command("logs")
@@ -370,7 +361,9 @@ def logs(
     if chosen is None:
         raise InvalidInputError("no runs yet — `breadthflow pipeline run NAME` starts one")
     after = 0
-    while True:
+
+    def show_new() -> None:
+        nonlocal after
         for line in svc.run_logs(ctx, chosen, after_id=after):
             step = f" [{line.step}]" if line.step else ""
             out.print(
@@ -379,14 +372,12 @@ def logs(
                 highlight=False,
             )
             after = line.id
+
+    while True:
+        show_new()
         if not follow or svc.run_detail(ctx, chosen)[0].finished:
             if follow:  # lines written between the last read and the end
-                for line in svc.run_logs(ctx, chosen, after_id=after):
-                    out.print(
-                        f"{line.time:%Y-%m-%d %H:%M:%S} {line.level:<7} {line.message}",
-                        markup=False,
-                        highlight=False,
-                    )
+                show_new()
             return
         time.sleep(1.0)
 

@@ -68,13 +68,89 @@ class Settings(BaseSettings):
         description="TOML of strategy parameters over the packaged defaults "
         "(default: $home/strategies.toml when it exists)",
     )
+    dispatcher_batch_size: int = Field(
+        20, ge=1, le=100_000, description="Trading signals the dispatcher takes per batch"
+    )
+    dispatcher_batch_timeout: float = Field(
+        0.5, gt=0, le=60, description="Seconds the dispatcher waits to fill a batch"
+    )
+    dispatcher_cache_refresh: float = Field(
+        30.0, gt=0, description="Seconds between rebuilds of the ticker → pipelines index"
+    )
+    dispatcher_group: str = Field(
+        "dispatcher", description="Consumer group the dispatchers share on trading-signals"
+    )
     log_level: str = Field("WARNING", description="Terminal log level")
     log_json: bool = Field(True, description="Also write JSON (ECS) logs to $home/logs/")
+    alert_rules: list[str] = Field(
+        default_factory=lambda: ["run_failed", "error_rate", "slow_run", "late"],
+        description="Alert rules evaluated for every pipeline (a pipeline may narrow them)",
+    )
+    alert_error_rate_threshold: float = Field(
+        0.5, gt=0, le=1, description="error_rate fires when failed/finished runs is above this"
+    )
+    alert_error_rate_window: int = Field(
+        10, ge=1, le=1000, description="error_rate looks at this many latest finished runs"
+    )
+    alert_error_rate_min_runs: int = Field(
+        3, ge=1, le=1000, description="error_rate needs at least this many finished runs"
+    )
+    alert_slow_run_factor: float = Field(
+        2.0, gt=0, description="slow_run fires above p95 of earlier successful durations × this"
+    )
+    alert_slow_run_window: int = Field(
+        20, ge=1, le=1000, description="slow_run takes p95 over this many earlier successful runs"
+    )
+    alert_slow_run_min_runs: int = Field(
+        5, ge=1, le=1000, description="slow_run needs at least this many earlier successful runs"
+    )
+    alert_late_intervals: int = Field(
+        2, ge=1, le=100, description="late fires when this many schedule slots pass with no run"
+    )
+    smtp_host: str = Field("localhost", description="SMTP relay for e-mail notifications")
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP relay")
+    smtp_username: str | None = Field(None, description="SMTP login (none: no AUTH)")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_from: str = Field("breadthflow@localhost", description="Sender of notification e-mails")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
+    notify_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a webhook or SMTP delivery may take"
+    )
+    api_host: str = Field("127.0.0.1", description="Address `breadthflow serve` listens on")
+    api_port: int = Field(8083, ge=1, le=65535, description="Port `breadthflow serve` listens on")
+    api_cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS (none by default; never '*')"
+    )
+    api_read_requires_token: bool = Field(
+        False, description="Also require a bearer token for API reads (writes always need one)"
+    )
+    api_events_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the SSE stream looks for new events"
+    )
 
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin == "*":
+                raise ValueError("a wildcard origin is not allowed — list the origins")
+            if origin and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"origin '{origin}' must start with http:// or https://")
+        return value
+
+    @field_validator("alert_rules")
+    @classmethod
+    def _alert_rules(cls, value: list[str]) -> list[str]:
+        known = ("run_failed", "error_rate", "slow_run", "late")  # pipelines/alerts.py RULES
+        unknown = [rule for rule in value if rule not in known]
+        if unknown:
+            raise ValueError(f"unknown alert rule '{unknown[0]}' — known: {', '.join(known)}")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -116,6 +192,11 @@ class Settings(BaseSettings):
             return self.strategies_file.expanduser()
         default = self.home / "strategies.toml"
         return default if default.exists() else None
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """The CORS origins as a list (``api_cors_origins`` split on commas)."""
+        return [o.strip().rstrip("/") for o in self.api_cors_origins.split(",") if o.strip()]
 
     @property
     def logs_dir(self) -> Path:

@@ -84,9 +84,35 @@ def breadth_table(bars: pl.DataFrame | pl.LazyFrame, hl_window: int = 252) -> pl
     per ``(symbol, date)``; rows with a null close are ignored, a null volume counts as 0.
     ``hl_window`` is the look-back of new highs/lows (252 ≈ 52 weeks).
 
+    It is :func:`breadth_from_counts` of :func:`breadth_counts` — the split a distributed
+    engine uses to count groups of symbols apart (breadthflow.engine.spark).
+
     >>> table = breadth_table(bars, hl_window=252)  # doctest: +SKIP
     >>> table.columns[:4]  # doctest: +SKIP
     ['date', 'advances', 'declines', 'unchanged']
+    """
+    return breadth_from_counts(breadth_counts(bars, hl_window))
+
+
+#: The per-date counts of :func:`breadth_counts`: each adds up over disjoint groups of
+#: symbols. ``present``: rows (with a close or not); ``compared``: bars with a previous bar;
+#: ``fullN``/``aboveN``: bars with a full N-day SMA window / above that SMA; ``full_hl``:
+#: bars with ``hl_window`` previous ones.
+COUNT_COLUMNS: tuple[str, ...] = (
+    "present", "compared", "advances", "declines", "adv_volume", "dec_volume",
+    *itertools.chain.from_iterable((f"full{n}", f"above{n}") for n in SMA_WINDOWS),
+    "full_hl", "new_highs", "new_lows",
+)  # fmt: skip
+
+
+def breadth_counts(bars: pl.DataFrame | pl.LazyFrame, hl_window: int = 252) -> pl.DataFrame:
+    """Per-date counts (:data:`COUNT_COLUMNS`, Float64) of the symbols in ``bars``: the
+    per-symbol half of :func:`breadth_table`, one row per date present in ``bars``, sorted.
+
+    Every symbol is counted on its own bars only, so the counts of disjoint groups of
+    symbols, added date by date, equal the counts of all of them together (exactly, for
+    whole-number volumes; float volume sums may differ in the last bit with the order of
+    addition). Same input rules as :func:`breadth_table`.
     """
     if isinstance(hl_window, bool) or not isinstance(hl_window, int) or hl_window < 2:
         raise InvalidInputError(f"invalid hl_window {hl_window!r} — expected an integer >= 2")
@@ -96,7 +122,7 @@ def breadth_table(bars: pl.DataFrame | pl.LazyFrame, hl_window: int = 252) -> pl
     ).collect()
     date_dtype = frame.schema["date"]
     if frame.height == 0:
-        return _empty(date_dtype)
+        return pl.DataFrame(schema={"date": date_dtype, **dict.fromkeys(COUNT_COLUMNS, pl.Float64)})
     if frame["date"].null_count():
         raise InvalidInputError(
             f"bars hold {frame['date'].null_count()} row(s) without a date — every bar needs one"
@@ -111,9 +137,27 @@ def breadth_table(bars: pl.DataFrame | pl.LazyFrame, hl_window: int = 252) -> pl
             _refuse_duplicates(frame)
     assert counts is not None
     # Every date of the input is a row, even one whose bars all have a null close.
-    present = counts.pop("present") > 0
-    days = slots.values[present]
-    totals = {key: value[present] for key, value in counts.items()}
+    present = counts["present"] > 0
+    columns = [pl.Series("date", slots.values[present]).cast(date_dtype)]
+    columns += [pl.Series(k, counts[k][present], dtype=pl.Float64) for k in COUNT_COLUMNS]
+    return pl.DataFrame(columns)
+
+
+def breadth_from_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """The breadth table (one row per date, sorted) from :func:`breadth_counts` — of one
+    group of symbols, or of several concatenated (rows of one date are added up)."""
+    missing = [c for c in ("date", *COUNT_COLUMNS) if c not in counts.columns]
+    if missing:
+        raise InvalidInputError(f"breadth counts lack column(s) {', '.join(missing)}")
+    date_dtype = counts.schema["date"]
+    if counts.height == 0:
+        return _empty(date_dtype)
+    counts = counts.select("date", *(pl.col(c).cast(pl.Float64) for c in COUNT_COLUMNS))
+    if counts["date"].is_duplicated().any():
+        counts = counts.group_by("date").agg(pl.all().sum())
+    counts = counts.sort("date")
+    totals = {key: counts[key].to_numpy() for key in COUNT_COLUMNS}
+    days = counts["date"]
 
     # --- advances / declines / unchanged: close vs the symbol's previous bar -----------
     nothing_compared = totals["compared"] == 0
@@ -171,7 +215,7 @@ def breadth_table(bars: pl.DataFrame | pl.LazyFrame, hl_window: int = 252) -> pl
         "trin": trin,
         "zbt": zbt,
     }
-    series = [pl.Series("date", days).cast(date_dtype)]
+    series = [days]
     for name, values in columns.items():
         s = pl.Series(name, values, dtype=pl.Float64, nan_to_null=True)
         series.append(s.cast(pl.Int64) if name in _INT_COLUMNS else s)

@@ -8,12 +8,17 @@ Each run:
 2. **breadth**: the breadth table of the universe over the look-back window (the last
    ``lookback_days`` calendar days up to the newest stored bar); the latest row is kept
    in the step's detail and the table in the lake (``results/breadth/<pipeline>.parquet``).
-3. **signals**: every strategy in ``strategies`` over the same window, stored with this
-   run's id (regenerating replaces, so a resumed run never duplicates).
+3. **signals**: every strategy in ``strategies``, incremental like the fetch: only
+   signals dated after the newest one the pipeline's earlier runs stored for that
+   strategy (the whole window the first time), stored with this run's id. A signal is
+   thus stored once per pipeline, and a resumed run replaces its own batch — never a
+   duplicate ``(symbol, date, strategy)``.
 4. **backtest**: ``backtest_strategy`` over the window; its key statistics go on the run.
 
 Parameters (``definition.parameters``) and their defaults are in :data:`DEFAULTS`; the
 ``demo`` mode uses the bundled sample (2009-08-21 → 2010-08-20) and ``demo_large``.
+The ``alerts`` parameter holds the pipeline's alert thresholds
+(:mod:`breadthflow.pipelines.alerts`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from breadthflow.core.errors import InvalidInputError
 from breadthflow.core.models import Timeframe, parse_date
 from breadthflow.data.providers import get_provider
+from breadthflow.pipelines.alerts import ALERTS_PARAMETER
 from breadthflow.pipelines.definitions import Mode
 from breadthflow.pipelines.lifecycle import PipelineLifecycle
 from breadthflow.services import backtest as backtest_svc
@@ -63,7 +69,8 @@ class BreadthPipeline(PipelineLifecycle):
     def _settings(self) -> dict[str, Any]:
         d = self.definition
         values = {**DEFAULTS, **(DEMO if d.mode is Mode.DEMO else {}), **d.parameters}
-        unknown = sorted(set(d.parameters) - set(DEFAULTS) - {"universe", "provider"})
+        allowed = set(DEFAULTS) | {"universe", "provider", ALERTS_PARAMETER}
+        unknown = sorted(set(d.parameters) - allowed)
         if unknown:
             raise InvalidInputError(
                 f"unknown breadth pipeline parameter(s) {', '.join(unknown)} — known: "
@@ -138,13 +145,21 @@ class BreadthPipeline(PipelineLifecycle):
         self.run_step("breadth", breadth)
 
         def signals() -> dict[str, Any]:
+            pipeline_id = self.repo.get(self.run_id).pipeline_id
+            stored_until = self.repo.signal_coverage(pipeline_id, exclude=self.run_id)
             made = {}
             for strategy in self.settings["strategies"]:
+                first = window_start
+                if (last := stored_until.get(strategy.strip())) is not None:
+                    first = max(window_start, last + dt.timedelta(days=1))
+                if first > newest:
+                    made[strategy] = {"stored": 0, "from": None}
+                    continue
                 batch = signals_svc.generate_signals(
-                    self.ctx, strategy, window_start, newest, hl_window=hl_window,
+                    self.ctx, strategy, first, newest, hl_window=hl_window,
                     pipeline_run_id=self.run_id, **chosen,
                 )  # fmt: skip
-                made[strategy] = batch.counts | {"stored": batch.stored}
+                made[strategy] = batch.counts | {"stored": batch.stored, "from": first}
             return {"strategies": made}
 
         detail = self.run_step("signals", signals)

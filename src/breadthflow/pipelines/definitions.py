@@ -158,7 +158,11 @@ class PipelineDefinition(BaseModel):
     def _symbols(cls, value: Any) -> Any:
         if isinstance(value, str):
             return parse_symbols(value) if value.strip() else []
-        return parse_symbols(list(value)) if value else []
+        if not value:
+            return []
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of symbols such as ['AAPL', 'MSFT'] or 'AAPL,MSFT'")
+        return parse_symbols(list(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineDefinition:

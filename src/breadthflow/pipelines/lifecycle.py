@@ -16,7 +16,9 @@ does the rest, the same way for every kind:
   ends ``cancelled``, checkpoints kept for the next attempt);
 - always calls ``cleanup()``, then records the outcome — ``succeeded``, ``partial``
   (errors, but work done), ``failed`` or ``cancelled`` — with counts, CPU seconds and peak
-  memory, and sends the failure / recovery notification.
+  memory, then evaluates the alert rules (:mod:`~breadthflow.pipelines.alerts`): a new
+  alert is stored and sent as a ``failure`` notification, a good run after a failed one
+  sends a ``recovery``.
 
 >>> class Daily(PipelineLifecycle):                              # doctest: +SKIP
 ...     def execute(self) -> None:
@@ -58,9 +60,10 @@ from breadthflow.core.errors import (
     NotFoundError,
 )
 from breadthflow.core.logging import current_run_id, run_context
+from breadthflow.pipelines.alerts import AlertMonitor
 from breadthflow.pipelines.checkpoints import Checkpoints, step_key, symbol_key
 from breadthflow.pipelines.definitions import ErrorPolicy, PipelineDefinition
-from breadthflow.pipelines.notify import Event, Notifier
+from breadthflow.pipelines.notify import Notifier
 from breadthflow.pipelines.resources import ResourceMeter
 from breadthflow.pipelines.retry import retry_call
 from breadthflow.pipelines.shutdown import GracefulShutdown, ShutdownRequested
@@ -167,6 +170,7 @@ class PipelineLifecycle(ABC):
         worker: str | None = None,
         shutdown: GracefulShutdown | None = None,
         notifier: Notifier | None = None,
+        monitor: AlertMonitor | None = None,
         resume_from: str | None = None,
         heartbeat_interval: float = 15.0,
         sleep: Callable[[float], object] | None = None,
@@ -179,6 +183,7 @@ class PipelineLifecycle(ABC):
         self.shutdown = shutdown or GracefulShutdown()
         self._owns_shutdown = shutdown is None
         self.notifier = notifier if notifier is not None else Notifier(definition.notifications)
+        self.monitor = monitor if monitor is not None else AlertMonitor(repo.db)
         self.resume_from = resume_from
         self.heartbeat_interval = heartbeat_interval
         self.checkpoints = Checkpoints(repo, run_id)
@@ -486,37 +491,19 @@ class PipelineLifecycle(ABC):
         return status, error
 
     def _notify(self, summary: RunSummary) -> tuple[str | None, list[str]]:
-        event: Event | None = None
+        """Evaluate the alert rules on the finished run; new alerts are stored and sent
+        (``failure``), a good run after a failed one sends a ``recovery``."""
         try:
-            if summary.status == "failed" and self.notifier.wants("failure"):
-                event = "failure"
-            elif summary.status in ("succeeded", "partial") and self.notifier.wants("recovery"):
-                previous = self.repo.last_run(
-                    summary.pipeline_id,
-                    statuses=("succeeded", "partial", "failed"),
-                    exclude=self.run_id,
-                )
-                if previous is not None and previous.status == "failed":
-                    event = "recovery"
-            if event is None:
-                return None, []
-            subject, body = _message(event, self.definition.name, summary)
-            data = {
-                "pipeline": self.definition.name,
-                "run_id": summary.run_id,
-                "status": summary.status,
-                "error": summary.error,
-                "duration": summary.duration,
-                "symbols_processed": summary.symbols_processed,
-                "error_count": summary.error_count,
-            }
-            channels = self.notifier.send(event, subject, body, data)
-        except Exception as error:  # a notification never changes a run's outcome
-            logger.warning("notification of run %s failed: %s", self.run_id, error)
-            return event, []
-        if channels:
-            self.log("info", f"{event} notification sent ({', '.join(channels)})")
-        return event, channels
+            report = self.monitor.after_run(self.definition, summary, self.notifier)
+        except Exception as error:  # alerting never changes a run's outcome
+            logger.warning("alerts of run %s could not be evaluated: %s", self.run_id, error)
+            return None, []
+        for alert in report.alerts:
+            self.log("warning", f"alert {alert.id} ({alert.rule}): {alert.message}")
+        if report.channels:
+            sent = ", ".join(report.channels)
+            self.log("info", f"{report.notification} notification sent ({sent})")
+        return report.notification, report.channels
 
     # --- internals --------------------------------------------------------------------------
 
@@ -585,24 +572,6 @@ def _symbol_detail(detail: dict[str, Any], symbols: list[str], results: SymbolRe
     )
     if results.errors:
         detail["errors"] = dict(list(results.errors.items())[:MAX_STEP_ERRORS])
-
-
-def _message(event: str, pipeline: str, run: RunSummary) -> tuple[str, str]:
-    if event == "failure":
-        subject = f"[breadthflow] pipeline {pipeline} failed ({run.run_id})"
-    else:
-        subject = f"[breadthflow] pipeline {pipeline} recovered ({run.run_id})"
-    duration = f"{run.duration:.1f}s" if run.duration is not None else "-"
-    lines = [
-        f"pipeline: {pipeline}",
-        f"run: {run.run_id} (attempt {run.attempt}, trigger {run.trigger})",
-        f"status: {run.status}",
-        f"duration: {duration}",
-        f"symbols processed: {run.symbols_processed}, errors: {run.error_count}",
-    ]
-    if run.error:
-        lines.append(f"error: {run.error}")
-    return subject, "\n".join(lines) + "\n"
 
 
 class _Heartbeat:

@@ -5,6 +5,10 @@ Configured per pipeline (:class:`~breadthflow.pipelines.definitions.Notification
 only the events listed in ``on`` (``failure``, ``recovery``) are sent. A notification
 that cannot be delivered is logged and never fails the run it reports on.
 
+The SMTP relay (host, port, login, sender, STARTTLS) comes from the ``smtp_*`` settings
+(:meth:`Notifier.from_settings`). Alerts (:mod:`breadthflow.pipelines.alerts`) go out as
+``failure`` events, with the fired alerts in the webhook body's ``alerts`` list.
+
 The webhook body carries ``text`` (what Slack, Mattermost and Teams incoming webhooks
 show) next to structured fields::
 
@@ -58,6 +62,22 @@ class Notifier:
         self.smtp_password = smtp_password
         self.smtp_starttls = smtp_starttls
         self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, notifications: Notifications, settings: Any) -> Notifier:
+        """A notifier for one pipeline with the SMTP relay of
+        :class:`~breadthflow.core.config.Settings` (``smtp_*``, ``notify_timeout``)."""
+        password = settings.smtp_password
+        return cls(
+            notifications,
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.smtp_from,
+            smtp_username=settings.smtp_username,
+            smtp_password=password.get_secret_value() if password is not None else None,
+            smtp_starttls=settings.smtp_starttls,
+            timeout=settings.notify_timeout,
+        )
 
     def wants(self, event: str) -> bool:
         """Whether ``event`` is configured and has somewhere to go."""

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from breadthflow.core.errors import BreadthFlowError, InvalidInputError
+from breadthflow.execution import open_executor
+from breadthflow.pipelines._process import pid_alive
 from breadthflow.pipelines.lifecycle import default_worker
 from breadthflow.pipelines.locks import LockHeldError, ProcessLock
 from breadthflow.pipelines.shutdown import GracefulShutdown
@@ -62,18 +64,7 @@ def runner_state(ctx: AppContext) -> RunnerState:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not a live runner.
-    with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/status").read_text()
-        if "\nState:\tZ" in status:
-            return False
-    return True
+    return pid_alive(pid)
 
 
 class Runner:
@@ -97,8 +88,10 @@ class Runner:
 
     def serve(self) -> None:
         from breadthflow.pipelines.scheduler import Scheduler
+        from breadthflow.services.alerts import alert_monitor
 
         home = self.ctx.settings.home
+        executor = open_executor(self.ctx.settings.executor_url)  # a bad URL: one line, now
         home.mkdir(parents=True, exist_ok=True)
         lock = ProcessLock(home / LOCK_FILE, label="runner")
         try:
@@ -107,15 +100,19 @@ class Runner:
             raise BreadthFlowError(f"a runner is already running for {home} ({exc})") from None
         self.shutdown.install()
         pid_path(self.ctx).write_text(f"{os.getpid()}\n")
-        log.info("runner %s serving %s with %d workers", self.worker, home, self.concurrency)
         workers = [
             threading.Thread(target=self._work, args=(n,), name=f"worker-{n}", daemon=True)
             for n in range(1, self.concurrency + 1)
         ]
+        if not executor.in_process:  # remote workers execute; this thread forwards to them
+            workers = [threading.Thread(target=executor.forward, name="forwarder", daemon=True,
+                                        args=(self.ctx.db, self.shutdown, self.poll))]  # fmt: skip
+        log.info("runner %s serving %s: %s, %d local workers", self.worker, home,
+                 executor.describe(), len(workers) if executor.in_process else 0)  # fmt: skip
         try:
             for thread in workers:
                 thread.start()
-            scheduler = Scheduler(self.ctx.db)
+            scheduler = Scheduler(self.ctx.db, monitor=alert_monitor(self.ctx))
             while not self.shutdown.requested:
                 try:
                     scheduler.tick()
@@ -133,6 +130,7 @@ class Runner:
             log.info("runner stopped")
 
     def _work(self, number: int) -> None:
+        from breadthflow.services.alerts import alert_monitor
         from breadthflow.services.pipelines import lifecycle_for
         from breadthflow.store.pipelines import PipelineRepository
 
@@ -158,7 +156,8 @@ class Runner:
             except BaseException as exc:  # never lose a worker thread
                 log.exception("run %s could not be executed", run.run_id)
                 with contextlib.suppress(Exception):
-                    repo.mark_failed(run.run_id, str(exc) or type(exc).__name__)
+                    if repo.mark_failed(run.run_id, str(exc) or type(exc).__name__):
+                        alert_monitor(self.ctx).after_run_id(run.run_id)
 
 
 def start_background(ctx: AppContext, concurrency: int = 2) -> int:

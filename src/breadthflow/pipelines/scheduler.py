@@ -3,12 +3,16 @@
 One :meth:`Scheduler.tick` is one pass over the metadata DB:
 
 1. **Stale runs.** A run still ``running`` whose heartbeat is older than ``stale_after``
-   lost its worker: it is requeued as its next attempt (it resumes from its checkpoints),
-   or marked failed once it used ``max_attempts``.
+   — or whose worker is a process of this host that is gone — lost its worker: it is
+   requeued as its next attempt (it resumes from its checkpoints), or marked failed once
+   it used ``max_attempts``.
 2. **Due pipelines.** Every active *periodic* pipeline whose ``next_run_at`` has come gets
    one queued run (trigger ``schedule``) for its latest due slot, and ``next_run_at`` moves
    to the first slot after now. Signal-mode pipelines are left to the trigger dispatcher.
    A pipeline without ``next_run_at`` (just created or enabled) only gets it computed.
+
+3. **Late pipelines** (with a ``monitor``): the ``late`` alert rule
+   (:meth:`~breadthflow.pipelines.alerts.AlertMonitor.check_late`).
 
 Misfires are **coalesced**: when several slots were missed (the machine was off, the
 scheduler stalled), only the most recent one runs; how many were skipped is logged,
@@ -40,6 +44,8 @@ from croniter import croniter
 from sqlalchemy import func, or_, select, update
 
 from breadthflow.core.errors import BackendUnavailableError, BreadthFlowError
+from breadthflow.pipelines._process import local_worker_dead
+from breadthflow.pipelines.alerts import AlertMonitor
 from breadthflow.pipelines.definitions import (
     PipelineDefinition,
     Schedule,
@@ -76,6 +82,8 @@ class TickReport:
     recovered: list[str] = field(default_factory=list)
     #: Runs of dead workers marked failed (their last attempt).
     failed: list[str] = field(default_factory=list)
+    #: Ids of ``late`` alerts fired by this tick.
+    alerts: list[int] = field(default_factory=list)
 
 
 def compute_next_run(
@@ -105,6 +113,7 @@ class Scheduler:
         stale_after: dt.timedelta = dt.timedelta(minutes=2),
         max_attempts: int = 3,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        monitor: AlertMonitor | None = None,
     ) -> None:
         if stale_after <= dt.timedelta(0):
             raise ValueError(f"stale_after must be positive, got {stale_after}")
@@ -115,6 +124,8 @@ class Scheduler:
         self.stale_after = stale_after
         self.max_attempts = max_attempts
         self.log = logger or log
+        #: Evaluates the ``late`` alert rule after each tick (the runner passes one).
+        self.monitor = monitor
         self.pipelines = PipelineRepository(db)
         self.runs = RunRepository(db)
         #: The clock's time at the start of the last :meth:`tick` that completed.
@@ -130,7 +141,8 @@ class Scheduler:
         now = self._now()
         report = TickReport()
         self._recover_stale(now, report)
-        for stored in self.pipelines.list(active_only=True):
+        active = self.pipelines.list(active_only=True)
+        for stored in active:
             if stored.trigger_mode != TriggerMode.PERIODIC or not stored.schedule:
                 continue
             if stored.next_run_at is not None and stored.next_run_at > now:
@@ -153,6 +165,13 @@ class Scheduler:
                     )
             else:
                 self._broken.pop(stored.id, None)
+        if self.monitor is not None:
+            try:
+                report.alerts = [alert.id for alert in self.monitor.check_late(now, active)]
+            except BackendUnavailableError:
+                raise
+            except Exception:  # alerting must not stop scheduling
+                self.log.exception("the late-pipeline check failed")
         self.last_tick_at = now
         return report
 
@@ -213,12 +232,22 @@ class Scheduler:
         # stale_running() measures from the real time; shift it so "stale" is measured
         # from the injected clock (identical with the real one).
         older_than = self.stale_after + (utcnow() - now)
-        for run in self.runs.stale_running(older_than):
+        stale = {run.run_id: run for run in self.runs.stale_running(older_than)}
+        # A worker of this host whose process is gone (kill -9, OOM) is dead for sure:
+        # its run is taken over at once instead of after stale_after.
+        gone = set()
+        for run in self.runs.running_runs():
+            if local_worker_dead(run.worker):
+                gone.add(run.run_id)
+                stale.setdefault(run.run_id, run)
+        for run in sorted(stale.values(), key=lambda r: r.queued_at):
             if not self._take_over(run):
                 continue  # another scheduler got it, or the worker came back to life
             seen = run.heartbeat_at or run.start_time
             who = f"worker {run.worker}" if run.worker else "its worker"
             since = f" since {seen:%Y-%m-%d %H:%M:%S} UTC" if seen else ""
+            if run.run_id in gone:
+                since += ", its process is gone"
             if run.attempt < self.max_attempts:
                 if self.runs.requeue(run.run_id):
                     report.recovered.append(run.run_id)
@@ -237,6 +266,7 @@ class Scheduler:
                     report.failed.append(run.run_id)
                     self.log.error("run %s: %s", run.run_id, error)
                     self._run_log(run.run_id, error)
+                    self._alert(run.run_id)
 
     def _take_over(self, run: RunSummary) -> bool:
         """Claim the recovery of a stale run: compare-and-set its heartbeat, so a second
@@ -257,6 +287,15 @@ class Scheduler:
                 execution_options={"synchronize_session": False},
             )
             return result.rowcount == 1
+
+    def _alert(self, run_id: str) -> None:
+        """Evaluate the alert rules on a run this scheduler failed."""
+        if self.monitor is None:
+            return
+        try:
+            self.monitor.after_run_id(run_id)
+        except Exception:  # alerting must not stop scheduling
+            self.log.exception("run %s: alert rules could not be evaluated", run_id)
 
     def _run_log(self, run_id: str, message: str) -> None:
         try:

@@ -6,6 +6,13 @@ Polars expression over **one group's** rows — one symbol's bars in date order 
 "symbol"``) or one date's cross-section (``over = "date"``). The compiler applies
 ``.over(...)``. Builders reuse :mod:`breadthflow.indicators.technical` (TA-Lib compatible)
 and :func:`breadthflow.signals.base.crossed_above`; nothing is re-implemented here.
+
+Most per-symbol functions also have a *segmented* builder: the same values computed in one
+pass over the whole universe sorted by ``(symbol, date)``, restarting at each symbol
+(:mod:`breadthflow.scan._rolling`), which is many times faster than splitting the frame
+into one group per symbol. A segmented builder gives the values of the per-symbol one,
+nulls included (exactly for shifts and max/min, to rounding for sums and recursions);
+``wma``, ``stdev`` and the Bollinger bands have none yet and run ``.over("symbol")``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import Literal
 import polars as pl
 
 from breadthflow.indicators import technical as ta
-from breadthflow.indicators.breadth import BREADTH_COLUMNS, SMA_WINDOWS
+from breadthflow.indicators.breadth import BREADTH_COLUMNS, SMA_TIE_TOLERANCE, SMA_WINDOWS
+from breadthflow.scan import _rolling as seg
+from breadthflow.scan._rolling import POS, masked, rolling_mean
 from breadthflow.signals.base import crossed_above, crossed_below
 
 Kind = Literal["number", "condition"]
@@ -91,6 +100,9 @@ class Function:
     warmup: Callable[[int, dict[str, float]], int]  # (inputs' warm-up, literals) -> bars
     over: Literal["symbol", "date"] = "symbol"
     reads: tuple[str, ...] = ()  # fields read directly (atr)
+    # (*inputs, *literals) -> the same values over the whole sorted universe (reads the POS
+    # column); finite or null, never ±inf/NaN
+    segmented: Callable[..., pl.Expr] | None = None
 
     @property
     def signature(self) -> str:
@@ -117,6 +129,35 @@ def _barssince(cond: pl.Expr) -> pl.Expr:
     return (bar - last).cast(pl.Float64)
 
 
+def _barssince_segmented(cond: pl.Expr) -> pl.Expr:
+    """:func:`_barssince` over the whole sorted universe: the last true bar counts only
+    when it is no further back than the symbol's first bar."""
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    last = pl.when(cond.fill_null(False)).then(row).forward_fill()
+    since = row - last
+    return pl.when(since <= pl.col(POS)).then(since.cast(pl.Float64))
+
+
+def _first_bar_of_cross(now: pl.Expr, cross: pl.Expr) -> pl.Expr:
+    """``cross`` (from the previous bar of the whole column), except on a symbol's first
+    bar, where per symbol the previous bar is missing: ``now AND null`` — false when ``now``
+    is false, null otherwise (Kleene logic, as :func:`crossed_above` gives there)."""
+    return pl.when(pl.col(POS) > 0).then(cross).otherwise(now & pl.lit(None, pl.Boolean))
+
+
+def _exceeds(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    # signals.base's tie rule (docs/breadth.md): within SMA_TIE_TOLERANCE is not above.
+    return (a - b) > SMA_TIE_TOLERANCE * b.abs()
+
+
+def _crosses_above_segmented(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    return _first_bar_of_cross(_exceeds(a, b), crossed_above(a, b))
+
+
+def _crosses_below_segmented(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    return _first_bar_of_cross(_exceeds(b, a), crossed_below(a, b))
+
+
 def _percentile(x: pl.Expr) -> pl.Expr:
     n = x.count().cast(pl.Float64)
     return pl.when(n > 1).then(100.0 * (x.rank("average") - 1.0) / (n - 1.0))
@@ -136,9 +177,10 @@ def _fn(
     returns: Kind = "number",
     over: Literal["symbol", "date"] = "symbol",
     reads: tuple[str, ...] = (),
+    segmented: Callable[..., pl.Expr] | None = None,
 ) -> Function:
     return Function(name, _p(params), returns, summary, warmup_rule, reference, build, warmup,
-                    over, reads)  # fmt: skip
+                    over, reads, segmented)  # fmt: skip
 
 
 def _n(p: dict[str, float], key: str = "n") -> int:
@@ -150,31 +192,37 @@ FUNCTIONS: dict[str, Function] = {
     for f in (
         _fn("sma", "x:series n:window", "simple moving average of the last n bars",
             "w + n", "TA-Lib SMA",
-            lambda x, n: ta.sma(x, int(n)), lambda w, p: w + _n(p)),
+            lambda x, n: ta.sma(x, int(n)), lambda w, p: w + _n(p),
+            segmented=lambda x, n: rolling_mean(x, int(n))),
         _fn("ema", "x:series n:window",
             "exponential moving average, alpha = 2/(n+1), seeded with the SMA of the first n",
             "w + 5n (seed weight ≈ 1e-4)", "TA-Lib EMA",
-            lambda x, n: ta.ema(x, int(n)), lambda w, p: w + EMA_SETTLE * _n(p)),
+            lambda x, n: ta.ema(x, int(n)), lambda w, p: w + EMA_SETTLE * _n(p),
+            segmented=lambda x, n: seg.ema(x, int(n))),
         _fn("wma", "x:series n:window", "linearly weighted moving average, weight n on today",
             "w + n", "TA-Lib WMA",
             lambda x, n: ta.wma(x, int(n)), lambda w, p: w + _n(p)),
         _fn("rsi", "x:series n:window=14", "Wilder relative strength index, 0–100",
             "w + 10n (seed weight ≈ 1e-4)", "TA-Lib RSI",
-            lambda x, n: ta.rsi(x, int(n)), lambda w, p: w + WILDER_SETTLE * _n(p)),
+            lambda x, n: ta.rsi(x, int(n)), lambda w, p: w + WILDER_SETTLE * _n(p),
+            segmented=lambda x, n: seg.rsi(x, int(n))),
         _fn("macd", "x:series fast:window=12 slow:window=26",
             "MACD line: EMA_fast − EMA_slow (starts with the 9-bar signal, as in TA-Lib)",
             "w + 5·slow", "TA-Lib MACD (line)",
             lambda x, fast, slow: ta.macd(x, int(fast), int(slow))[0],
-            lambda w, p: w + max(EMA_SETTLE * _n(p, "slow"), _n(p, "slow") + 7)),
+            lambda w, p: w + max(EMA_SETTLE * _n(p, "slow"), _n(p, "slow") + 7),
+            segmented=lambda x, fast, slow: seg.macd(x, int(fast), int(slow), 9, False)),
         _fn("macd_signal", "x:series fast:window=12 slow:window=26 signal:window=9",
             "MACD signal line: EMA_signal of the MACD line",
             "w + 5·slow + 5·signal", "TA-Lib MACD (signal)",
             lambda x, fast, slow, signal: ta.macd(x, int(fast), int(slow), int(signal))[1],
-            lambda w, p: w + EMA_SETTLE * (_n(p, "slow") + _n(p, "signal"))),
+            lambda w, p: w + EMA_SETTLE * (_n(p, "slow") + _n(p, "signal")),
+            segmented=lambda x, fast, slow, signal: seg.macd(x, int(fast), int(slow), int(signal),
+                                                             True)),
         _fn("atr", "n:window=14", "Wilder average true range of high, low, close",
             "10n (seed weight ≈ 1e-4)", "TA-Lib ATR",
             lambda n: ta.atr(_H, _L, _C, int(n)), lambda w, p: w + WILDER_SETTLE * _n(p),
-            reads=("high", "low", "close")),
+            reads=("high", "low", "close"), segmented=lambda n: seg.atr(_H, _L, _C, int(n))),
         _fn("bb_upper", "x:series n:window=20 k:constant=2",
             "upper Bollinger band: SMA_n + k·σ_n (population σ)", "w + n",
             "TA-Lib BBANDS (upper, SMA)",
@@ -185,31 +233,37 @@ FUNCTIONS: dict[str, Function] = {
             lambda x, n, k: ta.bollinger(x, int(n), float(k))[2], lambda w, p: w + _n(p)),
         _fn("highest", "x:series n:window", "highest value of the last n bars, today included",
             "w + n", "TA-Lib MAX",
-            lambda x, n: ta.highest(x, int(n)), lambda w, p: w + _n(p)),
+            lambda x, n: ta.highest(x, int(n)), lambda w, p: w + _n(p),
+            segmented=lambda x, n: masked(ta.highest(x, int(n)), int(n) - 1)),
         _fn("lowest", "x:series n:window", "lowest value of the last n bars, today included",
             "w + n", "TA-Lib MIN",
-            lambda x, n: ta.lowest(x, int(n)), lambda w, p: w + _n(p)),
+            lambda x, n: ta.lowest(x, int(n)), lambda w, p: w + _n(p),
+            segmented=lambda x, n: masked(ta.lowest(x, int(n)), int(n) - 1)),
         _fn("roc", "x:series n:window=10", "rate of change in percent: (x / x[n] − 1) · 100",
             "w + n", "TA-Lib ROC",
-            lambda x, n: ta.roc(x, int(n)), lambda w, p: w + _n(p)),
+            lambda x, n: ta.roc(x, int(n)), lambda w, p: w + _n(p),
+            segmented=lambda x, n: masked(ta.roc(x, int(n)), int(n))),
         _fn("stdev", "x:series n:window", "population standard deviation of the last n bars",
             "w + n", "TA-Lib STDDEV (nbdev 1)",
             lambda x, n: x.rolling_std(int(n), ddof=0), lambda w, p: w + _n(p)),
         _fn("change", "x:series n:window=1", "difference from n bars ago: x − x[n]", "w + n",
             "TA-Lib MOM",
-            lambda x, n: x - x.shift(int(n)), lambda w, p: w + _n(p)),
+            lambda x, n: x - x.shift(int(n)), lambda w, p: w + _n(p),
+            segmented=lambda x, n: masked(x - x.shift(int(n)), int(n))),
         _fn("barssince", "cond:condition",
             "bars since cond was last true: 0 on a true bar, null before the first",
             f"w + {BARSSINCE_WARMUP}", "TradingView ta.barssince",
-            _barssince, lambda w, p: w + BARSSINCE_WARMUP),
+            _barssince, lambda w, p: w + BARSSINCE_WARMUP, segmented=_barssince_segmented),
         _fn("crosses_above", "a:series b:series",
             "a > b on this bar and a ≤ b on the symbol's previous bar (1e-9 relative ties)",
             "max(wa, wb) + 1", "breadthflow.signals.base.crossed_above",
-            crossed_above, lambda w, p: w + 1, returns="condition"),
+            crossed_above, lambda w, p: w + 1, returns="condition",
+            segmented=_crosses_above_segmented),
         _fn("crosses_below", "a:series b:series",
             "a < b on this bar and a ≥ b on the symbol's previous bar (1e-9 relative ties)",
             "max(wa, wb) + 1", "breadthflow.signals.base.crossed_below",
-            crossed_below, lambda w, p: w + 1, returns="condition"),
+            crossed_below, lambda w, p: w + 1, returns="condition",
+            segmented=_crosses_below_segmented),
         _fn("rank", "x:series",
             "rank of x among the symbols on the same date: 1 = largest, ties averaged",
             "w", "pandas rank(ascending=False, method='average')",

@@ -8,13 +8,18 @@ must be a condition; arithmetic needs numbers, ``and``/``or``/``not`` need condi
 window lengths are whole numbers written out) and builds a :class:`Formula`. Any problem is
 one :class:`FormulaError` naming ``line:column``.
 
-:meth:`Formula.evaluate` runs it on long-format bars (``symbol, date, open, high, low,
-close, volume``). Per-symbol windows (``sma``, ``x[1]``, ``crosses_above`` …) are computed
-``.over("symbol")`` on the bars sorted by ``(symbol, date)``; cross-sectional functions
-(``rank``, ``percentile``) ``.over("date")``; breadth series are joined by date. Each
-windowed sub-expression is computed once, into a column of its own, in stages (a window
-never sits inside another window's ``over``). Nothing looks ahead: the value on a bar uses
-that bar and earlier bars of the same symbol, and other symbols' bars of the same date.
+:meth:`Formula.evaluate` runs it on long-format bars (``symbol, date`` and the fields it
+reads); :meth:`Formula.matches` keeps only the rows where it holds. The bars are sorted by
+``(symbol, date)`` (skipped when they already are, as the lake returns them), so each
+symbol's bars are one contiguous segment. Per-symbol windows (``sma``, ``x[1]``,
+``crosses_above``, ``ema``, ``rsi`` …) run in one pass over the whole column, restarting at
+each symbol (:mod:`breadthflow.scan._rolling`) — the values a per-symbol computation gives;
+``wma``, ``stdev`` and the Bollinger bands are computed ``.over("symbol")``.
+Cross-sectional functions (``rank``, ``percentile``) run ``.over("date")``; breadth series
+are joined by date. Each windowed sub-expression is computed once, into a column of its
+own, in stages (a window never sits inside another window's ``over``). Nothing looks
+ahead: the value on a bar uses that bar and earlier bars of the same symbol, and other
+symbols' bars of the same date.
 
 >>> import datetime as dt
 >>> bars = pl.DataFrame({"symbol": ["A"] * 3, "date": [dt.date(2024, 1, d) for d in (2, 3, 4)],
@@ -29,6 +34,7 @@ The language itself is documented in docs/scan-formulas.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -49,6 +55,7 @@ from breadthflow.scan._functions import (
     Kind,
     Param,
 )
+from breadthflow.scan._rolling import POS, segments
 from breadthflow.scan.grammar import (
     MAX_DEPTH,
     MAX_LENGTH,
@@ -111,6 +118,7 @@ class _Program:
     fields: set[str] = field(default_factory=set)
     breadth: set[str] = field(default_factory=set)
     broadcast: bool = False  # needs the helper column of ones
+    segmented: bool = False  # reads the POS column (bar index inside the symbol)
     cross_sectional: bool = False
     match: pl.Expr | None = None
     values: list[tuple[str, pl.Expr]] = field(default_factory=list)
@@ -173,18 +181,60 @@ class Formula:
         universe's breadth table (``date`` + the series), needed when :attr:`needs_breadth`.
         """
         program = self._program
-        frame = _prepare(bars, self.fields, self.breadth_series, breadth).lazy()
+        assert program.match is not None
+        return (
+            self._staged(bars, breadth)
+            .select(
+                *_KEYS,
+                program.match.fill_null(False).alias("match"),
+                *(expr.cast(pl.Float64).alias(name) for name, expr in program.values),
+            )
+            .collect()
+        )
+
+    def matches(
+        self,
+        bars: pl.DataFrame,
+        breadth: pl.DataFrame | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> pl.DataFrame:
+        """The rows of :meth:`evaluate` where the formula holds and ``start <= date <= end``
+        (either bound optional): ``symbol, date`` and the :attr:`value_names` columns,
+        sorted by ``(symbol, date)``. The bars before ``start`` still serve as warm-up.
+
+        >>> import datetime as dt
+        >>> bars = pl.DataFrame({"symbol": ["A"] * 3, "date": [dt.date(2024, 1, d)
+        ...     for d in (2, 3, 4)], "close": [1.0, 3, 4]})
+        >>> compile_formula("close > close[1]").matches(bars, start=dt.date(2024, 1, 4)).rows()
+        [('A', datetime.date(2024, 1, 4), 4.0, 3.0)]
+        """
+        program = self._program
+        assert program.match is not None
+        keep = program.match.fill_null(False)
+        if start is not None:
+            keep = keep & (pl.col("date") >= start)
+        if end is not None:
+            keep = keep & (pl.col("date") <= end)
+        return (
+            self._staged(bars, breadth)
+            .filter(keep)
+            .select(*_KEYS, *(expr.cast(pl.Float64).alias(name) for name, expr in program.values))
+            .collect()
+        )
+
+    def _staged(self, bars: pl.DataFrame, breadth: pl.DataFrame | None) -> pl.LazyFrame:
+        """The prepared bars with every stage's columns added (lazily)."""
+        program = self._program
+        frame = _prepare(
+            bars, self.fields, self.breadth_series, breadth, positions_needed=program.segmented
+        ).lazy()
         if program.broadcast:
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(_ONE))
         for stage in program.stages:
             if stage:
                 frame = frame.with_columns(stage)
-        assert program.match is not None
-        return frame.select(
-            *_KEYS,
-            program.match.fill_null(False).alias("match"),
-            *(expr.cast(pl.Float64).alias(name) for name, expr in program.values),
-        ).collect()
+        return frame
 
 
 def compile_formula(text: str) -> Formula:
@@ -212,6 +262,10 @@ def check_formula(text: str) -> Formula:
 
 @lru_cache(maxsize=256)
 def _compile(text: str) -> Formula:
+    return _compile_uncached(text)
+
+
+def _compile_uncached(text: str) -> Formula:
     tree = parse(text)
     compiler = _Compiler(text)
     top = compiler.value(tree)
@@ -289,9 +343,19 @@ class _Compiler:
         return pl.col(_ONE) * value.expr
 
     def _window(
-        self, key: str, expr: pl.Expr, over: str, inputs: list[_Value]
+        self,
+        key: str,
+        expr: pl.Expr,
+        over: str,
+        inputs: list[_Value],
+        segmented: pl.Expr | None = None,
     ) -> tuple[pl.Expr, int]:
-        """A per-symbol or per-date window, computed into a column of its own."""
+        """A per-symbol or per-date window, computed into a column of its own: the
+        ``segmented`` form (one pass over the sorted universe) when there is one, else
+        ``expr`` per group."""
+        if segmented is not None:
+            self.program.segmented = True
+            return self.program.materialize(key, segmented, _level(inputs))
         return self.program.materialize(key, expr.over(over), _level(inputs))
 
     def _flatten(self, value: _Value) -> _Value:
@@ -471,7 +535,9 @@ class _Compiler:
             return operand
         expr = self.broadcast(operand) if operand.constant else operand.expr
         key = f"{operand.key}[{k}]"
-        column, level = self._window(key, expr.shift(k), "symbol", [operand])
+        column, level = self._window(
+            key, expr.shift(k), "symbol", [operand], segmented=_lookback(expr, k)
+        )
         return _Value(operand.kind, column, operand.warmup + k, level, False, key)
 
     # -- calls ---------------------------------------------------------------------------
@@ -510,10 +576,13 @@ class _Compiler:
         if function.over == "date":
             self.program.cross_sectional = True
         built = function.build(*exprs, *literals.values())
+        segmented = None
+        if function.segmented is not None:
+            segmented = function.segmented(*exprs, *literals.values())
         if function.returns == "number":
-            built = _finite(built)
+            built = _finite(built)  # segmented builders see to it themselves
         key = f"{function.name}({','.join(keys)})"
-        column, level = self._window(key, built, function.over, inputs)
+        column, level = self._window(key, built, function.over, inputs, segmented)
         warmup = function.warmup(max((v.warmup for v in inputs), default=0), literals)
         return _Value(function.returns, column, warmup, level, False, key)
 
@@ -645,6 +714,11 @@ class _Compiler:
         return list(found.items())
 
 
+def _lookback(expr: pl.Expr, k: int) -> pl.Expr:
+    """``expr`` of ``k`` bars ago of the same symbol, over the whole sorted universe."""
+    return pl.when(pl.col(POS) >= k).then(expr.shift(k))
+
+
 def _level(values: list[_Value]) -> int:
     return max((v.level for v in values), default=0)
 
@@ -665,29 +739,55 @@ def _prepare(
     fields: tuple[str, ...],
     series: tuple[str, ...],
     breadth: pl.DataFrame | None,
+    positions_needed: bool = False,
 ) -> pl.DataFrame:
-    """The columns the formula reads, finite or null, sorted by (symbol, date)."""
+    """The columns the formula reads, finite or null, sorted by (symbol, date) — plus
+    :data:`POS` (the bar's index inside its symbol) when ``positions_needed``.
+
+    Bars that already carry :data:`POS` and a symbol column flagged sorted — what
+    :func:`breadthflow.scan.engine.check_bars` returns with ``positions=True``: sorted, one
+    bar per symbol and date, finite values — are taken as they are, without checking again.
+    """
     missing = [c for c in (*_KEYS, *fields) if c not in bars.columns]
     if missing:
         raise InvalidInputError(
             f"bars are missing column(s) {', '.join(missing)} — expected long-format bars "
             "with symbol, date, open, high, low, close, volume"
         )
-    frame = bars.select(*_KEYS, *(_finite(pl.col(f).cast(pl.Float64)).alias(f) for f in fields))
-    if frame.select(pl.col("symbol").is_null().any() | pl.col("date").is_null().any()).item():
+    checked = POS in bars.columns and bars.get_column("symbol").flags["SORTED_ASC"]
+    frame = bars.select(
+        *_KEYS, *(pl.col(f).cast(pl.Float64) for f in fields), *([POS] if checked else [])
+    ).rechunk()  # a lake read has a chunk per file; contiguous columns are much faster
+    # Non-finite values become null; a column that has none is left as it is (no copy).
+    # (check_bars has already refused symbols with a non-finite value.)
+    checks = [] if checked else [pl.col(f).is_finite().all() for f in fields]
+    finite = frame.select(checks).row(0) if checks else (True,) * len(fields)
+    bad = [f for f, ok in zip(fields, finite, strict=True) if not ok]
+    if bad:
+        frame = frame.with_columns(_finite(pl.col(f)).alias(f) for f in bad)
+    if frame.get_column("symbol").null_count() or frame.get_column("date").null_count():
         raise InvalidInputError("bars have rows without a symbol or a date")
     if series:
-        frame = frame.join(_breadth(breadth, series, frame.schema["date"]), on="date", how="left")
-    frame = frame.sort(*_KEYS)
-    repeated = frame.filter(
-        (pl.col("symbol") == pl.col("symbol").shift(1))
-        & (pl.col("date") == pl.col("date").shift(1))
-    )
-    if repeated.height:
-        symbol, date = repeated.row(0)[:2]
+        frame = frame.join(
+            _breadth(breadth, series, frame.schema["date"]),
+            on="date",
+            how="left",
+            maintain_order="left",
+        )
+    if checked:
+        return frame if positions_needed else frame.drop(POS)
+    found = segments(frame.get_column("symbol"), frame.get_column("date"))
+    if found is None:  # not sorted yet: the lake's bars are, other sources may not be
+        frame = frame.sort(*_KEYS)
+        found = segments(frame.get_column("symbol"), frame.get_column("date"))
+        assert found is not None
+    if found.repeated is not None:
+        symbol, date = frame.row(found.repeated)[:2]
         raise InvalidInputError(
             f"bars repeat a date: {symbol} has two bars on {date} — drop duplicates first"
         )
+    if positions_needed:
+        frame = frame.with_columns(pl.Series(POS, found.pos))
     return frame
 
 

@@ -19,7 +19,6 @@ import polars as pl
 
 from breadthflow.backtest.config import BacktestConfig, config_from
 from breadthflow.backtest.engine import BacktestResult
-from breadthflow.backtest.metrics import compute_stats
 from breadthflow.backtest.orders import backtest_signals, equal_weight_benchmark
 from breadthflow.backtest.prices import PriceMatrix
 from breadthflow.backtest.report import render_report, write_report
@@ -93,12 +92,8 @@ class Study:
         window_signals = signals.filter(pl.col("date").is_between(start, end))
         result = backtest_signals(window_signals, window, self.config, market)
         benchmark = equal_weight_benchmark(window, result.start_capital)
-        stats = compute_stats(
-            result.equity.select("date", "equity"),
-            result.trades,
-            benchmark=benchmark.rename({"equity": "close"}),
-            exposure=result.equity["exposure"],
-        )
+        # compute_stats on the result's frames, from the engine's arrays (same numbers).
+        stats = result.stats(benchmark=benchmark.rename({"equity": "close"}))
         return result, stats
 
 

@@ -13,7 +13,7 @@ import polars as pl
 
 from breadthflow.core.errors import InvalidInputError, NotFoundError
 from breadthflow.core.models import DateRange, Timeframe
-from breadthflow.indicators.breadth import breadth_table
+from breadthflow.engine import open_engine
 from breadthflow.services.context import AppContext
 from breadthflow.services.data import (
     check_output_path,
@@ -67,7 +67,8 @@ def compute_breadth(
             f"{period.end}, but {what} has {len(present)} ({shown_symbols(present)}) — give more "
             "symbols or fetch them with `breadthflow data fetch`"
         )
-    return breadth_table(bars, hl_window=hl_window)
+    # The engine (BREADTHFLOW_ENGINE) runs breadth_table, in process or on Spark.
+    return open_engine(ctx.settings.engine).breadth_table(bars, hl_window=hl_window)
 
 
 def save_breadth(table: pl.DataFrame, output: str | Path) -> Path:

@@ -6,10 +6,14 @@ One implementation for every interface (CLI, API, dashboard).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from breadthflow.core.errors import InvalidInputError
+from breadthflow.pipelines.alerts import AlertPolicy
 from breadthflow.pipelines.definitions import Kind, PipelineDefinition, definition_from
 from breadthflow.pipelines.lifecycle import PipelineLifecycle, RunOutcome
 from breadthflow.pipelines.locks import pipeline_lock
@@ -30,8 +34,14 @@ def next_run_for(
     return schedule.next_after(now or utcnow())
 
 
+def _checked(definition: PipelineDefinition) -> PipelineDefinition:
+    """Checks beyond the definition model: the ``alerts`` parameter's thresholds."""
+    AlertPolicy().for_pipeline(definition.parameters)
+    return definition
+
+
 def create_pipeline(ctx: AppContext, values: Mapping[str, Any]) -> StoredPipeline:
-    definition = definition_from(dict(values))
+    definition = _checked(definition_from(dict(values)))
     repo = PipelineRepository(ctx.db)
     repo.create(definition.model_dump(mode="json"), next_run_for(definition))
     return repo.get(definition.name)
@@ -43,7 +53,7 @@ def update_pipeline(ctx: AppContext, name: str, changes: Mapping[str, Any]) -> S
     current = repo.get(name).definition()
     if "name" in changes and changes["name"] != name:
         raise InvalidInputError("a pipeline cannot be renamed — create a new one instead")
-    definition = definition_from({**current, **changes})
+    definition = _checked(definition_from({**current, **changes}))
     repo.update(name, definition.model_dump(mode="json"), next_run_for(definition))
     return repo.get(name)
 
@@ -75,17 +85,32 @@ def lifecycle_for(
     heartbeat_interval: float = 15.0,
 ) -> PipelineLifecycle:
     """The lifecycle that runs a pipeline of this kind."""
+    from breadthflow.services.alerts import alert_monitor, notifier_for
+
     definition = definition_from(stored.definition())
     repo = RunRepository(ctx.db)
-    if definition.kind is Kind.BREADTH:
-        from breadthflow.pipelines.breadth import BreadthPipeline
+    alerting = {
+        "notifier": notifier_for(ctx, definition.notifications),
+        "monitor": alert_monitor(ctx),
+    }
+    if definition.kind.value not in LIFECYCLES:
+        raise InvalidInputError(
+            f"pipeline kind '{definition.kind.value}' cannot run yet — known: "
+            f"{', '.join(LIFECYCLES)}"
+        )
+    module, _, name = LIFECYCLES[definition.kind.value].partition(":")
+    lifecycle = getattr(importlib.import_module(module), name)
+    return lifecycle(ctx, repo, run_id, definition, shutdown=shutdown,
+                     heartbeat_interval=heartbeat_interval, **alerting)  # fmt: skip
 
-        return BreadthPipeline(ctx, repo, run_id, definition, shutdown=shutdown,
-                               heartbeat_interval=heartbeat_interval)  # fmt: skip
-    raise InvalidInputError(
-        f"pipeline kind '{definition.kind.value}' cannot run yet — only 'breadth' pipelines "
-        "run in this version"
-    )
+
+#: The lifecycle class of each pipeline kind ("module:Class"), imported when a run starts.
+LIFECYCLES: dict[str, str] = {
+    Kind.BREADTH.value: "breadthflow.pipelines.breadth:BreadthPipeline",
+    Kind.RESEARCH.value: "breadthflow.pipelines.research:ResearchPipeline",
+    Kind.TRAINING.value: "breadthflow.pipelines.training:TrainingPipeline",
+    Kind.PAPER.value: "breadthflow.pipelines.paper:PaperPipeline",
+}
 
 
 def run_now(
@@ -126,3 +151,50 @@ def latest_run_id(ctx: AppContext, name: str | None = None) -> str | None:
 
 def run_logs(ctx: AppContext, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
     return RunRepository(ctx.db).logs(run_id, after_id=after_id, limit=limit)
+
+
+class PipelineStatus(BaseModel):
+    """One pipeline in :func:`status_overview`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pipeline: StoredPipeline
+    last_run: dict[str, Any]
+    open_alerts: int
+
+
+class StatusOverview(BaseModel):
+    """What ``pipeline status`` shows: the runner of this home and every pipeline."""
+
+    runner_pid: int | None
+    runner_alive: bool
+    pipelines: list[PipelineStatus]
+
+
+def status_overview(ctx: AppContext) -> StatusOverview:
+    """The runner's state (PID file of this home) and, per pipeline, its last run and
+    open alerts — read from the metadata DB (SQLite or PostgreSQL)."""
+    from breadthflow.pipelines.runner import runner_state
+    from breadthflow.store.alerts import AlertRepository
+
+    state = runner_state(ctx)
+    open_alerts: dict[int | None, int] = {}
+    for alert in AlertRepository(ctx.db).list(limit=10_000):
+        open_alerts[alert.pipeline_id] = open_alerts.get(alert.pipeline_id, 0) + 1
+    repo = RunRepository(ctx.db)
+    rows = []
+    for stored in list_pipelines(ctx):
+        last = repo.last_run(stored.id)
+        rows.append(
+            PipelineStatus(
+                pipeline=stored,
+                last_run={
+                    "last_run": last.run_id if last else None,
+                    "last_status": last.status if last else None,
+                    "last_start": last.start_time if last else None,
+                    "last_duration_s": last.duration if last else None,
+                },
+                open_alerts=open_alerts.get(stored.id, 0),
+            )
+        )
+    return StatusOverview(runner_pid=state.pid, runner_alive=state.alive, pipelines=rows)

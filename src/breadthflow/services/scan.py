@@ -1,9 +1,11 @@
 """Scan services: which symbols match a formula, when — over stored bars, recorded.
 
 One implementation for every interface (CLI, API, pipelines). A scan compiles the
-formula first (a bad formula is refused before any I/O), reads bars with the warm-up the
-formula needs, evaluates it with the :class:`~breadthflow.scan.engine.ProcessingEngine`,
-records the scan in the DB and its matches in the lake (``results/scans/<id>/``).
+formula first (a bad formula is refused before any I/O), reads from the lake only the bar
+columns the formula uses, with the warm-up it needs, evaluates it over the whole universe
+with the :class:`~breadthflow.scan.engine.ProcessingEngine` (columnar: the matches come
+back as one frame), and records the scan in the DB and its matches in the lake
+(``results/scans/<id>/``).
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ import polars as pl
 
 from breadthflow.core.errors import BreadthFlowError, InvalidInputError
 from breadthflow.core.models import DateRange, Timeframe, parse_date
-from breadthflow.indicators.breadth import breadth_table
-from breadthflow.scan.engine import ProcessingEngine, ProcessingJob, ProcessingResult
+from breadthflow.engine import open_engine
+from breadthflow.scan.engine import BatchOutcome, ProcessingEngine, ProcessingJob, ProcessingResult
 from breadthflow.scan.formula import Formula, compile_formula
 from breadthflow.services.context import AppContext
 from breadthflow.services.data import resolve_symbols
 from breadthflow.services.signals import universe_label
 from breadthflow.store.scans import ScanRepository, ScanSummary
 
-SCAN_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 BREADTH_COLUMNS_IN = ("symbol", "date", "close", "volume")
 
 
@@ -99,14 +100,23 @@ def run_scan(
             f"has {len(wanted)}"
         )
 
+    columns = ["symbol", "date", *compiled.fields]  # only what the formula reads
+
     def load_bars(chosen: Sequence[str], a: dt.date, b: dt.date) -> pl.DataFrame:
-        return ctx.lake.read(list(chosen), Timeframe.D1, a, b, columns=list(SCAN_COLUMNS))
+        return ctx.lake.read(list(chosen), Timeframe.D1, a, b, columns=columns)
+
+    compute = open_engine(ctx.settings.engine)
 
     def load_breadth(a: dt.date, b: dt.date) -> pl.DataFrame:
         bars = ctx.lake.read(wanted, Timeframe.D1, a, b, columns=list(BREADTH_COLUMNS_IN))
-        return breadth_table(bars, hl_window=hl_window)
+        return compute.breadth_table(bars, hl_window=hl_window)
 
-    engine = ProcessingEngine(load_bars, load_breadth if compiled.needs_breadth else None)
+    engine = ProcessingEngine(
+        load_bars,
+        load_breadth if compiled.needs_breadth else None,
+        # With Spark (BREADTHFLOW_ENGINE), the formula runs there, per symbol group.
+        evaluate=None if compute.name == "polars" else compute.evaluate_formula,
+    )
     parameters = {"latest": latest, "limit": limit}
     job = ProcessingJob(
         id=uuid.uuid4().hex[:12],
@@ -124,11 +134,12 @@ def run_scan(
     )  # fmt: skip
     began = time.perf_counter()
     try:
-        results = engine.process_batch(job, progress)
-        matches = matches_frame(results, compiled)
-        errors = [{"symbol": r.symbol, "error": r.error} for r in results if r.error]
+        batch = engine.process_batch_frame(job, progress)
+        matches = _newest_first(batch.matches)
+        errors = [{"symbol": s, "error": batch.errors[s]} for s in job.symbols
+                  if s in batch.errors]  # fmt: skip
         summary = {
-            **engine.summary(results),
+            **batch.summary(),
             "symbols": len(wanted),
             "seconds": round(time.perf_counter() - began, 4),
         }
@@ -147,15 +158,23 @@ def run_scan(
                        errors, summary)  # fmt: skip
 
 
-def matches_frame(results: Sequence[ProcessingResult], formula: Formula) -> pl.DataFrame:
-    """Every match as a row: ``symbol, date`` and the formula's value columns."""
+def matches_frame(
+    results: Sequence[ProcessingResult] | BatchOutcome, formula: Formula
+) -> pl.DataFrame:
+    """Every match as a row: ``symbol, date`` and the formula's value columns, newest
+    first (then by symbol)."""
+    if isinstance(results, BatchOutcome):
+        return _newest_first(results.matches)
     rows = [{"symbol": r.symbol, **m} for r in results for m in r.matches]
     schema: dict[str, Any] = {"symbol": pl.String, "date": pl.Date}
     schema |= {name: pl.Float64 for name in formula.value_names}
     if not rows:
         return pl.DataFrame(schema=schema)
-    frame = pl.DataFrame(rows, schema=schema, strict=False)
-    return frame.sort(["date", "symbol"], descending=[True, False])
+    return _newest_first(pl.DataFrame(rows, schema=schema, strict=False))
+
+
+def _newest_first(matches: pl.DataFrame) -> pl.DataFrame:
+    return matches.sort(["date", "symbol"], descending=[True, False])
 
 
 def list_scans(ctx: AppContext, limit: int = 20, offset: int = 0) -> tuple[list[ScanSummary], int]:

@@ -3,7 +3,7 @@
 Importing this package registers the built-in strategies (:mod:`.market`, :mod:`.stock`).
 """
 
-from breadthflow.signals import market, stock  # noqa: F401  (registers the strategies)
+from breadthflow.signals import market, model, stock  # noqa: F401  (registers the strategies)
 from breadthflow.signals.base import (
     SIGNAL_COLUMNS,
     STRATEGIES,

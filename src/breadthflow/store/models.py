@@ -376,6 +376,8 @@ class PipelineRunRow(Base):
         UniqueConstraint("pipeline_id", "scheduled_for"),
         Index(None, "status"),
         Index(None, "pipeline_id", "start_time"),
+        # The dispatcher's "already queued or running?" check, once per batch.
+        Index(None, "pipeline_id", "status"),
     )
 
     run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
@@ -473,3 +475,249 @@ class AlertRow(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- the embedded event bus and the outbox (migration 0006) --------------------------------
+
+TOPIC_LENGTH = 128
+
+
+class BusEventRow(Base):
+    """One event: the embedded bus's log, and the outbox of an external bus.
+
+    ``seq`` orders a topic (publishers of one topic are serialised until commit, so
+    ``seq`` order is commit order); ``relayed_at`` is set once the relay has forwarded
+    the event to an external bus."""
+
+    __tablename__ = "bus_events"
+    __table_args__ = (
+        Index(None, "topic", "seq"),
+        Index(None, "relayed_at", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(TOPIC_LENGTH))
+    event_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    relayed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class BusGroupRow(Base):
+    """A consumer group of a topic on the embedded bus: the last log ``seq`` it has taken."""
+
+    __tablename__ = "bus_groups"
+
+    topic: Mapped[str] = mapped_column(String(TOPIC_LENGTH), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BusPendingRow(Base):
+    """A message delivered to a group and not acknowledged yet; it goes back to the group
+    when ``visible_at`` passes (its consumer died or is too slow)."""
+
+    __tablename__ = "bus_pending"
+    __table_args__ = (Index(None, "topic", "group_name", "visible_at"),)
+
+    topic: Mapped[str] = mapped_column(String(TOPIC_LENGTH), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    seq: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bus_events.seq", ondelete="CASCADE"), primary_key=True
+    )
+    consumer: Mapped[str] = mapped_column(String(128))
+    visible_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# --- model registry and paper trading (migration 0007) -------------------------------------
+
+MODEL_STATUSES = ("candidate", "production", "archived")
+ORDER_SIDES = ("BUY", "SELL")
+ORDER_STATUSES = ("pending", "filled", "cancelled", "rejected")
+
+
+class ModelVersionRow(Base):
+    """One trained, versioned model. The artefact lives under ``$HOME/models``; ``sha256``
+    is checked before it is ever loaded, so only files the registry wrote are read."""
+
+    __tablename__ = "ml_models"
+    __table_args__ = (
+        CheckConstraint(_in("status", MODEL_STATUSES), name="status"),
+        UniqueConstraint("name", "version"),
+        Index(None, "name", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    estimator: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    task: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    features: Mapped[list[str]] = mapped_column(JSON)
+    horizon: Mapped[int] = mapped_column(Integer)
+    universe: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    symbols: Mapped[list[str]] = mapped_column(JSON)
+    data_start: Mapped[dt.date] = mapped_column(Date)
+    data_end: Mapped[dt.date] = mapped_column(Date)
+    folds: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sklearn_version: Mapped[str] = mapped_column(String(32))
+    artifact: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    pipeline_run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaperAccountRow(Base):
+    """A paper-trading account (one per paper pipeline): cash and the bar it has reached."""
+
+    __tablename__ = "paper_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    broker: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    initial_cash: Mapped[float] = mapped_column(Float)
+    cash: Mapped[float] = mapped_column(Float)
+    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
+    fees_paid: Mapped[float] = mapped_column(Float, default=0.0)
+    fees: Mapped[float] = mapped_column(Float, default=0.0)
+    slippage: Mapped[float] = mapped_column(Float, default=0.0)
+    last_bar_date: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaperOrderRow(Base):
+    """An order of a paper account. ``client_order_id`` is unique per account, so a
+    resumed run that submits the same order again gets the stored one back."""
+
+    __tablename__ = "paper_orders"
+    __table_args__ = (
+        CheckConstraint(_in("side", ORDER_SIDES), name="side"),
+        CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        UniqueConstraint("account_id", "client_order_id"),
+        Index(None, "account_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("paper_accounts.id", ondelete="CASCADE")
+    )
+    client_order_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    signal_date: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    filled_date: Mapped[dt.date | None] = mapped_column(Date)
+    filled_quantity: Mapped[float] = mapped_column(Float, default=0.0)
+    fill_price: Mapped[float | None] = mapped_column(Float)
+    fee: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    pipeline_run_id: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+
+
+class PaperFillRow(Base):
+    """One execution of a paper order."""
+
+    __tablename__ = "paper_fills"
+    __table_args__ = (Index(None, "account_id", "date"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigId, ForeignKey("paper_orders.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("paper_accounts.id", ondelete="CASCADE")
+    )
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    fee: Mapped[float] = mapped_column(Float)
+    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
+    date: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaperPositionRow(Base):
+    """An open position of a paper account; ``avg_cost`` includes the buy fees."""
+
+    __tablename__ = "paper_positions"
+
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    quantity: Mapped[float] = mapped_column(Float)
+    avg_cost: Mapped[float] = mapped_column(Float)
+    last_price: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaperEquityRow(Base):
+    """The account marked to the close of one bar: the paper equity curve."""
+
+    __tablename__ = "paper_equity"
+
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    cash: Mapped[float] = mapped_column(Float)
+    positions_value: Mapped[float] = mapped_column(Float)
+    equity: Mapped[float] = mapped_column(Float)
+
+
+# --- API tokens and the command audit (migration 0008) ------------------------------------
+
+TOKEN_SCOPES = ("read", "write", "admin")
+COMMAND_STATUSES = ("running", "succeeded", "failed", "rejected")
+
+
+class ApiTokenRow(Base):
+    """A bearer token of the HTTP API. Only its SHA-256 is stored; ``prefix`` (the first
+    characters of the token) lets a person tell tokens apart in ``token list``."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(_in("scope", TOKEN_SCOPES), name="scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CommandAuditRow(Base):
+    """One ``/execute`` call: who (token), what (command and parameters), when, result."""
+
+    __tablename__ = "command_audit"
+    __table_args__ = (
+        CheckConstraint(_in("status", COMMAND_STATUSES), name="status"),
+        Index(None, "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    token_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("api_tokens.id", ondelete="SET NULL")
+    )
+    client: Mapped[str | None] = mapped_column(String(128))
+    command: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[float | None] = mapped_column(Float)

@@ -26,11 +26,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Select, and_, delete, func, or_, select, text, update
+from sqlalchemy import Select, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from breadthflow.bus.events import PIPELINE_EVENTS, Event
+from breadthflow.bus.outbox import record as record_events
 from breadthflow.core.errors import InvalidInputError, NotFoundError
 from breadthflow.store._json import finite_or_none, json_safe
 from breadthflow.store.db import Database
@@ -43,6 +45,7 @@ from breadthflow.store.models import (
     RunCheckpointRow,
     RunLogRow,
     RunStepRow,
+    SignalRow,
     utcnow,
 )
 
@@ -166,6 +169,8 @@ class RunRepository:
             # PostgreSQL too (where a failed statement poisons the whole transaction).
             with self.db.session() as session:
                 session.add(row)
+                session.flush()  # a slot already taken fails here, before the event
+                _record_run(session, run_id, pipeline_id, "queued", trigger, 1)
         except IntegrityError:
             with self.db.session() as session:
                 if session.get(PipelineRow, pipeline_id) is None:
@@ -224,7 +229,7 @@ class RunRepository:
             )
             if claimed.rowcount != 1:
                 return None
-            return self._summary(session, run_id)
+            return _recorded(session, self._summary(session, run_id))
 
     def _lock_claims(self, session: Session) -> None:
         """Serialise claims until the transaction ends."""
@@ -252,7 +257,7 @@ class RunRepository:
             if result.rowcount != 1:
                 status = self._row(session, run_id).status
                 raise InvalidInputError(f"run {run_id} is {status}, not queued — cannot start it")
-            return self._summary(session, run_id)
+            return _recorded(session, self._summary(session, run_id))
 
     def heartbeat(self, run_id: str, worker: str | None = None) -> bool:
         """Record that the run is alive; False when it is no longer running (for
@@ -298,7 +303,7 @@ class RunRepository:
             row.cpu_seconds = finite_or_none(cpu_seconds)
             row.peak_memory_mb = finite_or_none(peak_memory_mb)
             session.flush()
-            return self._summary(session, run_id)
+            return _recorded(session, self._summary(session, run_id))
 
     def cancel(self, run_id: str) -> RunSummary:
         """Cancel a queued run at once, or ask a running one to stop: its runner sees the
@@ -314,7 +319,7 @@ class RunRepository:
             if result.rowcount != 1:
                 status = self._row(session, run_id).status
                 raise InvalidInputError(f"run {run_id} already finished ({status})")
-            return self._summary(session, run_id)
+            return _recorded(session, self._summary(session, run_id))
 
     def mark_failed(self, run_id: str, error: str) -> bool:
         """Fail a run that has not finished (a dead worker's); False when it had."""
@@ -325,6 +330,7 @@ class RunRepository:
             now = utcnow()
             row.status, row.error, row.end_time = "failed", error, now
             row.duration = (now - row.start_time).total_seconds() if row.start_time else None
+            _record_run(session, run_id, row.pipeline_id, "failed", row.trigger, row.attempt, error)
             return True
 
     def requeue(self, run_id: str) -> bool:
@@ -355,6 +361,7 @@ class RunRepository:
             if result.rowcount != 1:
                 self._row(session, run_id)  # NotFoundError for an unknown id
                 return False
+            _recorded(session, self._summary(session, run_id))
             return True
 
     # --- reading runs -----------------------------------------------------------------------
@@ -406,6 +413,60 @@ class RunRepository:
         with self.db.session() as session:
             found = session.execute(query.limit(1)).first()
             return _run_summary(*found) if found else None
+
+    def finished_runs(
+        self,
+        pipeline_id: int,
+        statuses: Iterable[str] = FINISHED_STATUSES,
+        limit: int = 20,
+        exclude: str | None = None,
+    ) -> list[RunSummary]:
+        """The latest finished runs of a pipeline, newest end first (the alert rules'
+        history)."""
+        query = _runs_query().where(
+            PipelineRunRow.pipeline_id == pipeline_id,
+            PipelineRunRow.status.in_(tuple(statuses)),
+            PipelineRunRow.end_time.is_not(None),
+        )
+        if exclude is not None:
+            query = query.where(PipelineRunRow.run_id != exclude)
+        query = query.order_by(PipelineRunRow.end_time.desc(), PipelineRunRow.run_id.desc())
+        with self.db.session() as session:
+            rows = session.execute(query.limit(limit)).all()
+            return [_run_summary(row, name) for row, name in rows]
+
+    def activity(self) -> dict[int, tuple[dt.datetime | None, bool]]:
+        """Per pipeline with runs: (latest start time, whether a run is running now) —
+        one query for every pipeline, for the ``late`` alert rule."""
+        running = func.sum(case((PipelineRunRow.status == "running", 1), else_=0))
+        query = select(
+            PipelineRunRow.pipeline_id, func.max(PipelineRunRow.start_time), running
+        ).group_by(PipelineRunRow.pipeline_id)
+        with self.db.session() as session:
+            return {pid: (started, bool(busy)) for pid, started, busy in session.execute(query)}
+
+    def signal_coverage(
+        self, pipeline_id: int, timeframe: str = "1d", exclude: str | None = None
+    ) -> dict[str, dt.date]:
+        """Per strategy, the newest signal date stored by the pipeline's runs (other than
+        ``exclude``): where an incremental run's new signals start."""
+        query = (
+            select(SignalRow.strategy, func.max(SignalRow.date))
+            .join(PipelineRunRow, PipelineRunRow.run_id == SignalRow.pipeline_run_id)
+            .where(PipelineRunRow.pipeline_id == pipeline_id, SignalRow.timeframe == timeframe)
+            .group_by(SignalRow.strategy)
+        )
+        if exclude is not None:
+            query = query.where(SignalRow.pipeline_run_id != exclude)
+        with self.db.session() as session:
+            return {strategy: last for strategy, last in session.execute(query) if last}
+
+    def running_runs(self) -> list[RunSummary]:
+        """Every run in ``running``, oldest first."""
+        query = _runs_query().where(PipelineRunRow.status == "running")
+        with self.db.session() as session:
+            rows = session.execute(query.order_by(PipelineRunRow.queued_at)).all()
+            return [_run_summary(row, name) for row, name in rows]
 
     def stale_running(self, older_than: dt.timedelta) -> list[RunSummary]:
         """Runs still ``running`` whose last heartbeat is older than ``older_than``: their
@@ -575,6 +636,36 @@ class RunRepository:
         if found is None:
             raise NotFoundError(f"no pipeline run '{run_id}' — `pipeline runs` lists them")
         return _run_summary(*found)
+
+
+def _record_run(
+    session: Session,
+    run_id: str,
+    pipeline_id: int,
+    status: str,
+    trigger: str,
+    attempt: int,
+    error: str | None = None,
+) -> None:
+    """Record a ``pipeline-events`` event in the transaction that changed the run."""
+    data: dict[str, Any] = {
+        "run_id": run_id,
+        "pipeline_id": pipeline_id,
+        "status": status,
+        "trigger": trigger,
+        "attempt": attempt,
+    }
+    if error:
+        data["error"] = error
+    event = Event(type=f"run.{status}", source="breadthflow.pipelines", data=data)
+    record_events(session, PIPELINE_EVENTS, [event])
+
+
+def _recorded(session: Session, run: RunSummary) -> RunSummary:
+    _record_run(
+        session, run.run_id, run.pipeline_id, run.status, run.trigger, run.attempt, run.error
+    )
+    return run
 
 
 def _runs_query() -> Select[tuple[PipelineRunRow, str | None]]:

@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, case, delete, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from breadthflow.bus.events import TRADING_SIGNALS, Event
+from breadthflow.bus.outbox import record as record_events
 from breadthflow.core.errors import InvalidInputError
-from breadthflow.core.models import Signal, SignalType
+from breadthflow.core.models import Signal, SignalType, normalize_symbol
 from breadthflow.store._json import finite_or_none, json_safe
 from breadthflow.store.db import Database
 from breadthflow.store.models import SignalRow, utcnow
@@ -134,6 +136,10 @@ class SignalRepository:
                 deleted += result.rowcount or 0  # type: ignore[attr-defined]
             if records:
                 session.execute(insert(SignalRow), records)
+                # The event commits with the signals: a crash cannot store one without
+                # the other (the relay forwards it to an external bus).
+                event = stored_signals_event(records, strategy, timeframe, start, end, run)
+                record_events(session, TRADING_SIGNALS, [event])
         return deleted, len(records)
 
     def list(
@@ -195,6 +201,60 @@ class SignalRepository:
     def _where(query: Select[Any], where: SignalFilter | None) -> Select[Any]:
         clauses = where.clauses() if where else []
         return query.where(*clauses) if clauses else query
+
+
+_BIAS = {"BUY": "BULLISH", "SELL": "BEARISH", "HOLD": "NEUTRAL"}
+
+
+def stored_signals_event(
+    records: Sequence[Mapping[str, Any]],
+    strategy: str,
+    timeframe: str,
+    start: dt.date,
+    end: dt.date,
+    pipeline_run_id: str,
+) -> Event:
+    """The ``trading-signals`` event of a stored batch: each symbol's latest signal.
+
+    Stock symbols go to ``tickers`` in the scanner shape (confidence in percent);
+    market-level signals, stored under a universe name, go to ``markets``.
+    """
+    latest: dict[str, Mapping[str, Any]] = {}
+    for row in records:
+        if row["symbol"] not in latest or row["date"] > latest[row["symbol"]]["date"]:
+            latest[row["symbol"]] = row
+    tickers: list[dict[str, Any]] = []
+    markets: list[dict[str, Any]] = []
+    for symbol, row in sorted(latest.items()):
+        item = {
+            "signal": _BIAS[row["signal_type"]],
+            "confidence": round(float(row["confidence"]) * 100, 4),
+            "signal_type": row["signal_type"],
+            "strength": row["strength"],
+            "date": row["date"].isoformat(),
+        }
+        try:
+            is_ticker = normalize_symbol(symbol) == symbol
+        except InvalidInputError:
+            is_ticker = False
+        if is_ticker:
+            tickers.append({"ticker": symbol, **item})
+        else:
+            markets.append({"universe": symbol, **item})
+    return Event(
+        type="signals.stored",
+        source="breadthflow.signals",
+        data={
+            "strategy": strategy,
+            "timeframe": timeframe,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "pipeline_run_id": pipeline_run_id or None,
+            "stored": len(records),
+            "tickers": tickers,
+            "markets": markets,
+        },
+    )
 
 
 def _signal(row: SignalRow) -> Signal:
