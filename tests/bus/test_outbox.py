@@ -68,6 +68,45 @@ def test_storing_signals_records_one_trading_signals_event(db: Database, bus: Sq
     assert [(m["universe"], m["signal"]) for m in data["markets"]] == [("demo_small", "BEARISH")]
 
 
+def test_a_finished_backtest_records_a_backtest_results_event(db: Database, bus: SqlBus) -> None:
+    from breadthflow.store.backtests import BacktestRepository
+
+    repo = BacktestRepository(db)
+    run = repo.start("run", "sma_cross", {"fast": 10}, "dow30", ["AAPL"], D1, D2, {"cash": 1e4})
+    assert bus.consume("backtest-results", "g", "c1", 10, 0) == []  # nothing while running
+
+    repo.finish(run, {"sharpe": 1.5, "n_trades": 4, "curve": [1, 2]}, artifacts="backtests/1")
+
+    [message] = bus.consume("backtest-results", "g", "c1", 10, 0)
+    data = message.event.data
+    assert message.event.type == "backtest.run.succeeded"
+    assert (data["backtest_id"], data["strategy"], data["universe"]) == (run, "sma_cross", "dow30")
+    assert data["stats"] == {"sharpe": 1.5, "n_trades": 4}  # scalars only; curves stay in the lake
+    assert data["artifacts"] == "backtests/1"
+
+
+def test_a_fetch_that_stored_bars_records_a_market_data_event(db: Database, bus: SqlBus) -> None:
+    from breadthflow.core.models import FetchReport, SymbolFailure, Timeframe
+    from breadthflow.store.ingestions import IngestionRepository
+
+    repo = IngestionRepository(db)
+    report = FetchReport(provider="sample", timeframe=Timeframe.D1, start=D1, end=D2,
+                         symbols_requested=3, symbols_stored=2, rows_received=4,
+                         rows_inserted=4, first_date=D1, last_date=D2,
+                         failures=[SymbolFailure(symbol="ZZZ", error="unknown")])  # fmt: skip
+    nothing_new = report.model_copy(update={"rows_inserted": 0, "rows_unchanged": 4})
+
+    repo.finish(repo.start("sample", "1d", D1, D2, 3), nothing_new)
+    first = repo.start("sample", "1d", D1, D2, 3)
+    repo.finish(first, report)
+
+    [message] = bus.consume("market-data", "g", "c1", 10, 0)  # only the fetch with new bars
+    data = message.event.data
+    assert message.event.type == "bars.ingested" and data["ingestion_id"] == first
+    assert (data["symbols_stored"], data["rows_inserted"], data["timeframe"]) == (2, 4, "1d")
+    assert data["failed_symbols"] == ["ZZZ"] and data["last_date"] == D2.isoformat()
+
+
 def test_signals_and_their_event_commit_together(
     db: Database, bus: SqlBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:

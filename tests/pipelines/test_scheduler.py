@@ -29,8 +29,9 @@ from breadthflow.store.models import PipelineRunRow, utcnow
 from breadthflow.store.pipelines import PipelineRepository
 from breadthflow.store.runs import RunRepository
 
-# Read at import: the autouse isolated_home fixture clears BREADTHFLOW_* before each test.
-PROCESS_SECONDS = float(os.environ.get("BREADTHFLOW_SCHEDULER_TEST_SECONDS", "20"))
+# A minute of 2-second slots, as the issue asks (BREADTHFLOW_SCHEDULER_TEST_SECONDS shortens it
+# locally). Read at import: the autouse isolated_home fixture clears BREADTHFLOW_* per test.
+PROCESS_SECONDS = float(os.environ.get("BREADTHFLOW_SCHEDULER_TEST_SECONDS", "60"))
 
 START = dt.datetime(2024, 3, 4, 16, 0, tzinfo=dt.UTC)
 

@@ -92,6 +92,11 @@ MAX_VALUES = 8
 # result is computed into a column and the rest builds on that (same values, same order).
 _MAX_EXPR_DEPTH = 32
 _INT = re.compile(r"\d+")
+# The in-memory engine: the per-symbol kernels (map_batches over whole columns) must see
+# every row of a column at once; Polars 2's streaming engine (the "auto" default) may cut
+# them into batches, and it fails some plans outright ("zip node received non-equal
+# length inputs", found by tests/scan/test_formula_fuzz.py).
+_ENGINE = "in-memory"
 _KEYS = ("symbol", "date")
 
 
@@ -189,7 +194,7 @@ class Formula:
                 program.match.fill_null(False).alias("match"),
                 *(expr.cast(pl.Float64).alias(name) for name, expr in program.values),
             )
-            .collect()
+            .collect(engine=_ENGINE)
         )
 
     def matches(
@@ -220,7 +225,7 @@ class Formula:
             self._staged(bars, breadth)
             .filter(keep)
             .select(*_KEYS, *(expr.cast(pl.Float64).alias(name) for name, expr in program.values))
-            .collect()
+            .collect(engine=_ENGINE)
         )
 
     def _staged(self, bars: pl.DataFrame, breadth: pl.DataFrame | None) -> pl.LazyFrame:

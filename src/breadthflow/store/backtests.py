@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from breadthflow.bus.events import BACKTEST_RESULTS, Event
+from breadthflow.bus.outbox import record as record_events
 from breadthflow.core.errors import InvalidInputError, NotFoundError
 from breadthflow.store._json import json_safe
 from breadthflow.store.db import Database
@@ -100,6 +102,8 @@ class BacktestRepository:
             row.status = "succeeded"
             row.finished_at = now
             row.seconds = (now - row.created_at).total_seconds()
+            # Published with the change that caused it (the outbox): backtest-results.
+            record_events(session, BACKTEST_RESULTS, [backtest_event(row)])
 
     def fail(self, backtest_id: int, error: str) -> None:
         """Mark a running backtest failed; a finished one keeps its outcome."""
@@ -173,4 +177,26 @@ def _summary(row: BacktestRow) -> BacktestSummary:
         created_at=row.created_at,
         finished_at=row.finished_at,
         seconds=row.seconds,
+    )
+
+
+def backtest_event(row: BacktestRow) -> Event:
+    """The ``backtest-results`` event of a finished backtest: what ran and its headline
+    statistics (the scalar ones; curves and tables stay in the lake, under ``artifacts``)."""
+    stats = {k: v for k, v in (row.stats or {}).items() if isinstance(v, int | float | str | None)}
+    return Event(
+        type=f"backtest.{row.kind}.succeeded",
+        source="breadthflow.backtest",
+        data={
+            "backtest_id": row.id,
+            "kind": row.kind,
+            "strategy": row.strategy,
+            "params": row.params,
+            "universe": row.universe,
+            "start": row.start_date.isoformat(),
+            "end": row.end_date.isoformat(),
+            "stats": stats,
+            "artifacts": row.artifacts,
+            "pipeline_run_id": row.pipeline_run_id or None,
+        },
     )

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from breadthflow.bus.events import MARKET_DATA, Event
+from breadthflow.bus.outbox import record as record_events
 from breadthflow.core.errors import InvalidInputError, NotFoundError
 from breadthflow.core.models import (
     DataIssue,
@@ -149,6 +151,9 @@ class IngestionRepository:
                         for f in report.failures
                     ],
                 )
+            if report.rows_inserted or report.rows_updated:
+                # New bars: a market-data event, committed with the ingestion's record.
+                record_events(session, MARKET_DATA, [_ingested_event(row.id, report, status)])
         return status
 
     def fail(self, ingestion_id: int, error: str) -> None:
@@ -281,4 +286,26 @@ def _summary(row: Ingestion, issues: dict[str, int]) -> IngestionSummary:
         finished_at=row.finished_at,
         seconds=row.seconds,
         error=row.error,
+    )
+
+
+def _ingested_event(ingestion_id: int, report: FetchReport, status: str) -> Event:
+    """The ``market-data`` event of a fetch that stored new or changed bars."""
+    return Event(
+        type="bars.ingested",
+        source="breadthflow.data",
+        data={
+            "ingestion_id": ingestion_id,
+            "status": status,
+            "provider": report.provider,
+            "timeframe": report.timeframe.value,
+            "start": report.start.isoformat(),
+            "end": report.end.isoformat(),
+            "first_date": report.first_date.isoformat() if report.first_date else None,
+            "last_date": report.last_date.isoformat() if report.last_date else None,
+            "symbols_stored": report.symbols_stored,
+            "rows_inserted": report.rows_inserted,
+            "rows_updated": report.rows_updated,
+            "failed_symbols": [f.symbol for f in report.failures],
+        },
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ from breadthflow.core.errors import BackendUnavailableError, ConfigError, DataEr
 from breadthflow.core.models import Timeframe, bar_schema
 from breadthflow.data.lake import register_lake
 from breadthflow.data.lake._base import (
+    _SYMBOL_DIR,
+    _TIMEFRAME_DIR,
+    PART_FILE,
     STALE_TMP_SECONDS,
     TMP_PREFIX,
     ParquetLake,
@@ -39,6 +43,11 @@ from breadthflow.data.lake._base import (
 
 # Waiting longer than this for another writer of the same partition means it is stuck.
 LOCK_TIMEOUT_SECONDS = 300.0
+# A bulk read is split into this many concurrent Polars scans (see LocalLake._scan), each
+# of at least MIN_GROUP_FILES files: fewer files are not worth a thread. Measured on
+# 2 cores: 4–8 groups alike, 1 group ≈20% slower, 16 no better.
+READ_GROUPS = 6
+MIN_GROUP_FILES = 128
 
 
 class LocalLake(ParquetLake):
@@ -73,6 +82,36 @@ class LocalLake(ParquetLake):
         finally:
             lock.release()
 
+    def _list(self, timeframe: Timeframe | None = None) -> dict[Timeframe, dict[str, str]]:
+        """Stored partitions, found with ``os.scandir`` (same rules as the generic listing).
+
+        One directory read per timeframe and one ``stat`` per symbol folder: about a
+        third of the time of Arrow's recursive listing, which also lists every file of
+        every partition folder (5,000 symbols: ≈0.025 s against ≈0.08 s).
+        """
+        bars = self._bars_dir()
+        if timeframe is None:
+            try:
+                with os.scandir(bars) as entries:
+                    folders = sorted(entry.name for entry in entries)
+            except (FileNotFoundError, NotADirectoryError):
+                return {}
+        else:
+            folders = [f"timeframe={timeframe.value}"]
+        found: dict[Timeframe, dict[str, str]] = {}
+        for folder in folders:
+            tf_match = _TIMEFRAME_DIR.match(folder)
+            if tf_match is None:
+                continue
+            try:
+                tf = Timeframe(tf_match["value"])
+            except ValueError:
+                continue
+            paths = _partition_files(f"{bars}/{folder}")
+            if paths:
+                found[tf] = paths
+        return found
+
     def _scan(
         self,
         paths: list[str],
@@ -88,6 +127,14 @@ class LocalLake(ParquetLake):
         Arrow→Polars conversion (5,000 files × 2,520 rows: ≈2.3 s vs ≈5 s of CPU).
         Files are concatenated in path order.
 
+        Many files are split into up to :data:`READ_GROUPS` consecutive groups, each
+        scanned by its own ``collect`` in a thread (Polars releases the GIL): one
+        multi-file scan keeps too few files in flight to use both cores, and the groups
+        overlap one another's per-file work. 5,000 × 2,520 daily bars, four columns,
+        fresh process, 2 busy cores: ≈0.85 s against ≈1.05 s for one scan (≈0.7 s
+        against ≈0.85 s when quiet). The groups are concatenated in order without
+        copying, so the result is the same frame.
+
         Intraday partitions hold many row groups, so the date filter is pushed into the
         scan, which skips row groups by their statistics. A daily partition is one small
         row group, so there is nothing to skip inside it, and evaluating the filter file
@@ -97,22 +144,29 @@ class LocalLake(ParquetLake):
         the range, which it usually does not.
         """
         schema = bar_schema(timeframe)
-        scan = pl.scan_parquet(
-            paths,
-            schema=schema,
-            hive_partitioning=False,  # symbol is inside the file, not taken from the path
-            glob=False,
-        ).select(columns)
         in_range = _date_filter(schema["date"], lo, hi)
-        if timeframe.is_intraday and in_range is not None:
-            scan = scan.filter(in_range)
-        try:
-            frame = scan.collect()
-        except pl.exceptions.ComputeError as exc:
-            raise DataError(
-                f"lake {self.url} holds an unreadable file: {short_reason(exc)}"
-            ) from exc
-        if in_range is not None and _outside(frame.get_column("date"), lo, hi):
+        push_down = timeframe.is_intraday and in_range is not None
+
+        def collect(group: list[str]) -> pl.DataFrame:
+            scan = pl.scan_parquet(
+                group,
+                schema=schema,
+                hive_partitioning=False,  # symbol is inside the file, not taken from the path
+                glob=False,
+            ).select(columns)
+            if push_down and in_range is not None:
+                scan = scan.filter(in_range)
+            try:
+                return scan.collect()
+            except pl.exceptions.ComputeError as exc:
+                raise DataError(
+                    f"lake {self.url} holds an unreadable file: {short_reason(exc)}"
+                ) from exc
+
+        groups = _split(paths, READ_GROUPS, MIN_GROUP_FILES)
+        parts = self._run_all(collect, groups, len(groups))
+        frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical", rechunk=False)
+        if not push_down and in_range is not None and _outside(frame.get_column("date"), lo, hi):
             frame = frame.filter(in_range)  # only daily bars get here unfiltered
         return frame
 
@@ -144,6 +198,46 @@ class LocalLake(ParquetLake):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _partition_files(folder: str) -> dict[str, str]:
+    """``{symbol: path}`` of the ``symbol=…/part-0.parquet`` files under one timeframe folder,
+    sorted by symbol; folders without a partition file (a crashed first write) are skipped."""
+    try:
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries]
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        match = _SYMBOL_DIR.match(name)
+        if match is None:
+            continue
+        path = f"{folder}/{name}/{PART_FILE}"
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not a partition; any other error (permissions) is the caller's
+        if stat.S_ISREG(mode):
+            found[match["symbol"]] = path
+    return found
+
+
+def _split(items: list[str], groups: int, minimum: int) -> list[list[str]]:
+    """``items`` cut into at most ``groups`` consecutive runs of at least ``minimum`` (one
+    run when there are fewer), sizes differing by at most one, order kept.
+
+    >>> _split(list("abcdefg"), 3, 2)
+    [['a', 'b', 'c'], ['d', 'e'], ['f', 'g']]
+    """
+    count = max(1, min(groups, len(items) // max(1, minimum)))
+    size, extra = divmod(len(items), count)
+    runs, first = [], 0
+    for index in range(count):
+        last = first + size + (1 if index < extra else 0)
+        runs.append(items[first:last])
+        first = last
+    return runs
 
 
 def _date_filter(
