@@ -135,6 +135,8 @@ def test_run_state_changes_record_pipeline_events_in_order(db: Database, bus: Sq
     runs.mark_failed(second, "worker lost")
 
     got = bus.consume("pipeline-events", "audit", "a1", 100, 0)
+    created, *got = got  # the definition's own event comes first
+    assert (created.event.type, created.event.data["name"]) == ("pipeline.created", "daily")
     assert [(m.event.type, m.event.data["run_id"]) for m in got] == [
         ("run.queued", first),
         ("run.running", first),
@@ -156,7 +158,8 @@ def test_a_slot_taken_twice_records_one_queued_event(db: Database, bus: SqlBus) 
     assert RunRepository(db).enqueue(pipeline, "schedule", scheduled_for=slot) is not None
     assert RunRepository(db).enqueue(pipeline, "schedule", scheduled_for=slot) is None
 
-    assert bus.lag("pipeline-events", "audit") == 1
+    got = bus.consume("pipeline-events", "audit", "a1", 100, 0)
+    assert [m.event.type for m in got] == ["pipeline.created", "run.queued"]
 
 
 def test_publishing_an_invalid_trading_signal_is_refused(bus: SqlBus) -> None:
@@ -205,3 +208,21 @@ def test_the_relay_retries_an_unreachable_bus_with_backoff(
     assert Flaky.sent == ids
     assert waits[:2] == [0.5, 1.0]  # doubled after each failure
     assert Relay(db, Flaky(db)).drain() == 0  # marked as relayed
+
+
+def test_definition_changes_record_pipeline_events(db: Database, bus: SqlBus) -> None:
+    repo = PipelineRepository(db)
+    definition = definition_from({"name": "sig", "trigger_mode": "signal", "schedule": None,
+                                  "scanner_tickers": ["AAPL"]}).model_dump(mode="json")  # fmt: skip
+    pid = repo.create(definition, None)
+    repo.update("sig", {**definition, "scanner_tickers": ["MSFT"]}, None)
+    repo.set_active("sig", False, None)
+    repo.delete("sig")
+
+    got = bus.consume("pipeline-events", "audit", "a1", 100, 0)
+    assert [(m.event.type, m.event.data["pipeline_id"]) for m in got] == [
+        ("pipeline.created", pid),
+        ("pipeline.updated", pid),
+        ("pipeline.disabled", pid),
+        ("pipeline.deleted", pid),
+    ]

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from breadthflow.bus.events import PIPELINE_EVENTS, Event
+from breadthflow.bus.outbox import record as record_events
 from breadthflow.core.errors import InvalidInputError, NotFoundError, unknown_name
 from breadthflow.store._json import json_safe
 from breadthflow.store.db import Database
@@ -72,6 +74,7 @@ class PipelineRepository:
             with self.db.session() as session:
                 session.add(row)
                 session.flush()
+                _record_change(session, "created", row)
                 return row.id
         except IntegrityError:
             raise InvalidInputError(
@@ -88,6 +91,7 @@ class PipelineRepository:
                 setattr(row, key, json_safe(value))
             row.next_run_at = next_run_at
             row.updated_at = utcnow()
+            _record_change(session, "updated", row)
 
     def set_active(self, name: str, active: bool, next_run_at: dt.datetime | None) -> None:
         with self.db.session() as session:
@@ -95,10 +99,13 @@ class PipelineRepository:
             row.is_active = active
             row.next_run_at = next_run_at if active else None
             row.updated_at = utcnow()
+            _record_change(session, "enabled" if active else "disabled", row)
 
     def delete(self, name: str) -> None:
         with self.db.session() as session:
-            session.delete(self._row(session, name))
+            row = self._row(session, name)
+            _record_change(session, "deleted", row)
+            session.delete(row)
 
     def get(self, name: str) -> StoredPipeline:
         with self.db.session() as session:
@@ -125,6 +132,22 @@ class PipelineRepository:
             names = session.scalars(select(PipelineRow.name)).all()
             raise unknown_name("pipeline", name, names)
         return row
+
+
+def _record_change(session: Session, action: str, row: PipelineRow) -> None:
+    """A ``pipeline.<action>`` event on ``pipeline-events``, in the change's transaction
+    (the trigger dispatcher rebuilds its ticker index when it sees one)."""
+    event = Event(
+        type=f"pipeline.{action}",
+        source="breadthflow.pipelines",
+        data={
+            "pipeline_id": row.id,
+            "name": row.name,
+            "trigger_mode": row.trigger_mode,
+            "is_active": row.is_active,
+        },
+    )
+    record_events(session, PIPELINE_EVENTS, [event])
 
 
 def _stored(row: PipelineRow) -> StoredPipeline:
