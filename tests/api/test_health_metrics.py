@@ -33,7 +33,11 @@ def test_health_of_the_embedded_setup(client: TestClient) -> None:
     response = client.get("/health")
     checks = _checks(response.json())
     assert response.status_code == 200
-    assert [c for c in checks] == ["database", "lake", "bus", "executor", "runner", "workers"]
+    assert [c for c in checks] == [
+        "database", "lake", "bus", "executor", "runner", "workers", "dispatcher",
+    ]  # fmt: skip
+    assert checks["dispatcher"]["status"] == "ok"  # no signal pipeline needs one
+    assert checks["dispatcher"]["info"] == {"running": 0}
     assert checks["database"]["status"] == "ok" and checks["database"]["info"]["revision"]
     assert checks["lake"]["status"] == "ok"
     assert checks["bus"]["info"]["kind"] == "embedded"
@@ -50,6 +54,35 @@ def test_health_sees_in_process_workers(ctx: AppContext) -> None:
     assert healthy.status == "ok"
     assert dead.check("runner").status == "degraded"
     assert "stopped" in dead.check("runner").detail
+
+
+def test_health_reports_the_dispatchers_counters_or_that_one_is_missing(ctx: AppContext) -> None:
+    from breadthflow.bus import TRADING_SIGNALS, open_bus
+    from breadthflow.services.pipelines import create_pipeline
+    from breadthflow.services.triggers import write_metrics
+    from breadthflow.triggers.dispatcher import Dispatcher, DispatcherConfig
+    from breadthflow.triggers.index import TriggerSignal
+
+    create_pipeline(ctx, {"name": "on-aapl", "trigger_mode": "signal", "schedule": None,
+                          "scanner_tickers": ["AAPL"]})  # fmt: skip
+    missing = check_health(ctx).check("dispatcher")
+    assert missing.status == "degraded" and "on-aapl" in missing.detail
+
+    bus = open_bus("sqlite", ctx.settings, ctx.db)
+    dispatcher = Dispatcher(bus, ctx.db, DispatcherConfig(topic=TRADING_SIGNALS), consumer="h1")
+    dispatcher.refresh_index(force=True)
+    dispatcher.handle_signals(
+        [TriggerSignal("AAPL", "BULLISH", 80), TriggerSignal("X", "BEARISH", 10)]
+    )
+    write_metrics(ctx, dispatcher)
+
+    found = check_health(ctx).check("dispatcher")
+    assert found.status == "ok" and "h1" in found.detail
+    assert (found.info["running"], found.info["received"], found.info["enqueued"]) == (1, 2, 1)
+    assert found.info["by_signal"] == {
+        "BULLISH": {"received": 1, "enqueued": 1},
+        "BEARISH": {"received": 1, "enqueued": 0},
+    }
 
 
 def test_an_unwritable_lake_is_down_and_503(isolated_home, tmp_path) -> None:

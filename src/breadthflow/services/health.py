@@ -250,6 +250,47 @@ def _workers(ctx: AppContext, _: InProcess | None) -> tuple[str, dict[str, Any]]
     return f"{info['running']} running, {info['queued']} queued", info
 
 
+def _dispatcher(ctx: AppContext, local: InProcess | None) -> tuple[str, dict[str, Any]]:
+    """The trigger dispatchers that reported recently (in this process or others), with
+    their counters summed; down only when signal-triggered pipelines wait for one."""
+    from breadthflow.services.triggers import dispatcher_status
+    from breadthflow.store.pipelines import PipelineRepository
+
+    alive = [d for d in dispatcher_status(ctx) if d.get("alive")]
+    if not alive:
+        waiting = [
+            p.name
+            for p in PipelineRepository(ctx.db).list(active_only=True)
+            if p.trigger_mode == "signal"
+        ]
+        if waiting:
+            raise _Down(
+                f"no trigger dispatcher is running, and {len(waiting)} signal-triggered "
+                f"pipeline(s) wait for one ({', '.join(waiting[:3])}) — `breadthflow serve` "
+                "or `breadthflow dispatcher` runs one"
+            )
+        return "not running (no signal-triggered pipelines need one)", {"running": 0}
+    summed = ("received", "signals", "matched", "enqueued", "skipped", "invalid", "batches",
+              "db_queries", "bus_errors")  # fmt: skip
+    info: dict[str, Any] = {"running": len(alive)}
+    info.update({key: sum(int(d.get(key) or 0) for d in alive) for key in summed})
+    lags = [d["consumer_lag"] for d in alive if d.get("consumer_lag") is not None]
+    info["consumer_lag"] = max(lags) if lags else None
+    for key in ("batch_latency_p50", "batch_latency_p99", "dispatch_latency_p50",
+                "dispatch_latency_p99"):  # fmt: skip
+        values = [d[key] for d in alive if d.get(key) is not None]
+        info[key] = max(values) if values else None
+    by_signal: dict[str, dict[str, int]] = {}
+    for d in alive:
+        for word, counts in (d.get("by_signal") or {}).items():
+            mine = by_signal.setdefault(word, {"received": 0, "enqueued": 0})
+            mine["received"] += counts.get("received", 0)
+            mine["enqueued"] += counts.get("enqueued", 0)
+    info["by_signal"] = by_signal
+    names = ", ".join(str(d["consumer"]) for d in alive)
+    return f"{len(alive)} running ({names}), group {alive[0].get('group')}", info
+
+
 CHECKS: dict[str, Callable[[AppContext, InProcess | None], tuple[str, dict[str, Any]]]] = {
     "database": _database,
     "lake": _lake,
@@ -257,6 +298,7 @@ CHECKS: dict[str, Callable[[AppContext, InProcess | None], tuple[str, dict[str, 
     "executor": _executor,
     "runner": _runner,
     "workers": _workers,
+    "dispatcher": _dispatcher,
 }
 
 
@@ -281,7 +323,7 @@ def check_health(ctx: AppContext, local: InProcess | None = None) -> HealthRepor
 
     >>> report = check_health(AppContext())                     # doctest: +SKIP
     >>> report.status, [c.name for c in report.checks]           # doctest: +SKIP
-    ('ok', ['database', 'lake', 'bus', 'executor', 'runner', 'workers'])
+    ('ok', ['database', 'lake', 'bus', 'executor', 'runner', 'workers', 'dispatcher'])
     """
     checks = [_run(name, ctx, local) for name in CHECKS]
     if any(c.status == "down" and c.name in CRITICAL for c in checks):

@@ -705,7 +705,7 @@
       try { health = await fetchHealth(); } catch (_) { /* shown below */ }
       const d = health ? component(health, "dispatcher") : null;
       const state = stateOf(d);
-      if (!d || state !== "ok") {
+      if (!d || state !== "ok" || !(d.info && d.info.running)) {
         badge.textContent = "not running";
         badge.dataset.state = "not-running";
         badge.className = "badge s-disabled";
