@@ -45,7 +45,7 @@ def claim_run(db: Database, run_id: str, worker: str, pipeline_limit: int = 1) -
     with db.session() as session:
         # The claim lock of the local pool (BEGIN IMMEDIATE / advisory lock), so the
         # check below and the update are one step for every claimer.
-        repo._lock_claims(session)
+        repo.lock_claims(session)
         pipeline_id = session.scalar(
             select(PipelineRunRow.pipeline_id).where(
                 PipelineRunRow.run_id == run_id, PipelineRunRow.status == "queued"
@@ -70,7 +70,7 @@ def claim_run(db: Database, run_id: str, worker: str, pipeline_limit: int = 1) -
         if result.rowcount != 1:
             return Claim.GONE
         # The run.running pipeline event, in this transaction, as claim_next records it.
-        runs_store._recorded(session, repo._summary(session, run_id))
+        runs_store.record_run_state(session, repo._summary(session, run_id))
         return Claim.CLAIMED
 
 

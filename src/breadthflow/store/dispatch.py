@@ -22,7 +22,7 @@ from breadthflow.store._json import json_safe
 from breadthflow.store.db import Database
 from breadthflow.store.models import PipelineRow, PipelineRunRow, utcnow
 from breadthflow.store.pipelines import DEFINITION_FIELDS
-from breadthflow.store.runs import OPEN_STATUSES, RunRepository, _record_run, new_run_id
+from breadthflow.store.runs import OPEN_STATUSES, RunRepository, new_run_id, record_run_event
 
 
 @dataclass
@@ -57,7 +57,7 @@ def enqueue_triggered(
     with db.session() as session:
         # Under the claim lock, so two dispatchers cannot both queue the same pipeline:
         # whatever became busy since the read above is skipped too.
-        RunRepository(db)._lock_claims(session)
+        RunRepository(db).lock_claims(session)
         rows = session.execute(
             select(PipelineRow, PipelineRunRow.run_id)
             .outerjoin(
@@ -100,7 +100,7 @@ def enqueue_triggered(
         session.flush()
         for pid, run_id in outcome.enqueued.items():
             # The same pipeline-events a single enqueue records, in this transaction.
-            _record_run(session, run_id, pid, "queued", trigger, 1)
+            record_run_event(session, run_id, pid, "queued", trigger, 1)
     return outcome
 
 

@@ -170,7 +170,7 @@ class RunRepository:
             with self.db.session() as session:
                 session.add(row)
                 session.flush()  # a slot already taken fails here, before the event
-                _record_run(session, run_id, pipeline_id, "queued", trigger, 1)
+                record_run_event(session, run_id, pipeline_id, "queued", trigger, 1)
         except IntegrityError:
             with self.db.session() as session:
                 if session.get(PipelineRow, pipeline_id) is None:
@@ -201,7 +201,7 @@ class RunRepository:
         if total_limit is not None and total_limit < 1:
             raise InvalidInputError(f"invalid total limit {total_limit} — expected 1 or more")
         with self.db.session() as session:
-            self._lock_claims(session)
+            self.lock_claims(session)
             running = dict(
                 session.execute(
                     select(PipelineRunRow.pipeline_id, func.count())
@@ -229,10 +229,11 @@ class RunRepository:
             )
             if claimed.rowcount != 1:
                 return None
-            return _recorded(session, self._summary(session, run_id))
+            return record_run_state(session, self._summary(session, run_id))
 
-    def _lock_claims(self, session: Session) -> None:
-        """Serialise claims until the transaction ends."""
+    def lock_claims(self, session: Session) -> None:
+        """Serialise claims until ``session``'s transaction ends (also for other writers
+        that must not race a claim: the dispatcher's enqueue, a Celery task's claim)."""
         connection = session.connection()
         if self.db.dialect == "sqlite":
             # pysqlite has not begun a transaction yet (it does so lazily before DML);
@@ -257,7 +258,7 @@ class RunRepository:
             if result.rowcount != 1:
                 status = self._row(session, run_id).status
                 raise InvalidInputError(f"run {run_id} is {status}, not queued — cannot start it")
-            return _recorded(session, self._summary(session, run_id))
+            return record_run_state(session, self._summary(session, run_id))
 
     def heartbeat(self, run_id: str, worker: str | None = None) -> bool:
         """Record that the run is alive; False when it is no longer running (for
@@ -303,7 +304,7 @@ class RunRepository:
             row.cpu_seconds = finite_or_none(cpu_seconds)
             row.peak_memory_mb = finite_or_none(peak_memory_mb)
             session.flush()
-            return _recorded(session, self._summary(session, run_id))
+            return record_run_state(session, self._summary(session, run_id))
 
     def cancel(self, run_id: str) -> RunSummary:
         """Cancel a queued run at once, or ask a running one to stop: its runner sees the
@@ -319,7 +320,7 @@ class RunRepository:
             if result.rowcount != 1:
                 status = self._row(session, run_id).status
                 raise InvalidInputError(f"run {run_id} already finished ({status})")
-            return _recorded(session, self._summary(session, run_id))
+            return record_run_state(session, self._summary(session, run_id))
 
     def mark_failed(self, run_id: str, error: str) -> bool:
         """Fail a run that has not finished (a dead worker's); False when it had."""
@@ -330,7 +331,9 @@ class RunRepository:
             now = utcnow()
             row.status, row.error, row.end_time = "failed", error, now
             row.duration = (now - row.start_time).total_seconds() if row.start_time else None
-            _record_run(session, run_id, row.pipeline_id, "failed", row.trigger, row.attempt, error)
+            record_run_event(
+                session, run_id, row.pipeline_id, "failed", row.trigger, row.attempt, error
+            )
             return True
 
     def requeue(self, run_id: str) -> bool:
@@ -361,7 +364,7 @@ class RunRepository:
             if result.rowcount != 1:
                 self._row(session, run_id)  # NotFoundError for an unknown id
                 return False
-            _recorded(session, self._summary(session, run_id))
+            record_run_state(session, self._summary(session, run_id))
             return True
 
     # --- reading runs -----------------------------------------------------------------------
@@ -638,7 +641,7 @@ class RunRepository:
         return _run_summary(*found)
 
 
-def _record_run(
+def record_run_event(
     session: Session,
     run_id: str,
     pipeline_id: int,
@@ -661,8 +664,9 @@ def _record_run(
     record_events(session, PIPELINE_EVENTS, [event])
 
 
-def _recorded(session: Session, run: RunSummary) -> RunSummary:
-    _record_run(
+def record_run_state(session: Session, run: RunSummary) -> RunSummary:
+    """Record ``run``'s current state as a ``pipeline-events`` event; return the run."""
+    record_run_event(
         session, run.run_id, run.pipeline_id, run.status, run.trigger, run.attempt, run.error
     )
     return run
