@@ -259,23 +259,32 @@ def breadth_page(
     )  # fmt: skip
 
 
-@router.get("/signals", response_class=HTMLResponse, dependencies=Read)
-def signals_page(
-    request: Request,
-    ctx: Ctx,
+def signal_query(
     strategy: str | None = None,
     symbol: str | None = None,
     type: str | None = None,
     since: str | None = None,
     until: str | None = None,
     run_id: str | None = None,
-    limit: str | None = None,
-    offset: str | None = None,
-) -> HTMLResponse:
-    filters = {
+) -> dict[str, str | None]:
+    """The signal filters of a query string (the Signals page and its exports share them)."""
+    return {
         "strategy": _text(strategy), "symbol": _text(symbol), "type": _text(type),
         "since": _text(since), "until": _text(until), "run_id": _text(run_id),
     }  # fmt: skip
+
+
+SignalQuery = Annotated[dict[str, str | None], Depends(signal_query)]
+
+
+@router.get("/signals", response_class=HTMLResponse, dependencies=Read)
+def signals_page(
+    request: Request,
+    ctx: Ctx,
+    filters: SignalQuery,
+    limit: str | None = None,
+    offset: str | None = None,
+) -> HTMLResponse:
     try:
         where = _signal_filter(filters, _market_labels(ctx))
         size = q.check_limit(limit, "limit", 50, 500)
@@ -729,25 +738,12 @@ def scan_check(formula: str = "") -> JSONResponse:
 
 
 @router.get("/export/signals.{extension}", dependencies=Read)
-def export_signals(
-    ctx: Ctx,
-    extension: str,
-    strategy: str | None = None,
-    symbol: str | None = None,
-    type: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    run_id: str | None = None,
-) -> Response:
+def export_signals(ctx: Ctx, extension: str, filters: SignalQuery) -> Response:
     """The signals matching the page's filters as CSV or Parquet (``factors`` as JSON)."""
     with user_errors():
         if extension not in ("csv", "parquet"):
             raise InvalidInputError(f"cannot export to '.{extension}' — expected csv or parquet")
-        where = _signal_filter(
-            {"strategy": _text(strategy), "symbol": _text(symbol), "type": _text(type),
-             "since": _text(since), "until": _text(until), "run_id": _text(run_id)},
-            _market_labels(ctx),
-        )  # fmt: skip
+        where = _signal_filter(filters, _market_labels(ctx))
         rows, _ = signals_svc.list_signals(ctx, where, limit=1_000_000)
     frame = signals_svc.signals_frame(rows)
     buffer = io.BytesIO()
