@@ -63,7 +63,9 @@ def prepare(work: Path, symbols: int, days: int) -> None:
 
     target = lake_dir(work, symbols, days)
     done = target / "COMPLETE"
+    settings = load_settings(home=work / "home", log_json=False)
     if done.exists():
+        _refresh_snapshot(target, settings)
         return
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -73,7 +75,7 @@ def prepare(work: Path, symbols: int, days: int) -> None:
         pl.lit("synthetic").alias("source"),
         pl.lit(dt.datetime.now(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
     )
-    lake = open_lake(target.as_uri(), load_settings(home=work / "home", log_json=False))
+    lake = open_lake(target.as_uri(), settings)
     lake.upsert(frame, Timeframe.D1)
     done.write_text(f"{frame.height}\n")
     print(
@@ -81,6 +83,21 @@ def prepare(work: Path, symbols: int, days: int) -> None:
         f"in {time.perf_counter() - began:.1f} s",
         file=sys.stderr,
     )
+    _refresh_snapshot(target, settings)
+
+
+def _refresh_snapshot(target: Path, settings) -> None:
+    """What a fetch does after writing: bring the lake's read snapshot up to date."""
+    from breadthflow.core.models import Timeframe
+    from breadthflow.data.lake import open_lake
+
+    report = open_lake(target.as_uri(), settings).refresh_snapshot(Timeframe.D1)
+    if report is not None and report.status == "written":
+        print(
+            f"read snapshot: {report.rows:,} bars, {report.bytes / 2**20:,.0f} MB "
+            f"in {report.seconds:.1f} s",
+            file=sys.stderr,
+        )
 
 
 # --- the pandas baseline ---------------------------------------------------------------------

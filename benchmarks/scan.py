@@ -16,6 +16,8 @@ disturbs much less:
                     once per process.
 - ``bf_scan_warm``  the same, as the second scan of the process (an API server, a pipeline
                     worker): kernels loaded, same work otherwise.
+- ``bf_scan_partitions``  ``bf_scan_warm`` with the lake's read snapshot turned off
+                    (``lake_snapshot = false``): every partition file is opened.
 - ``bf_eval``       the engine alone on bars already in memory:
                     ``ProcessingEngine.process_batch_frame`` — per-symbol checks, the
                     formula over the universe, the match frame (kernels loaded before).
@@ -45,7 +47,7 @@ from breadth import START, end_date, lake_dir, prepare
 HERE = Path(__file__).resolve().parent
 FORMULA = "close > sma(close, 200) and volume > 2 * sma(volume, 20)"
 COLUMNS = ["symbol", "date", "close", "volume"]
-CASES = ("bf_scan", "bf_scan_warm", "bf_eval", "pandas", "pandas_eval")
+CASES = ("bf_scan", "bf_scan_warm", "bf_scan_partitions", "bf_eval", "pandas", "pandas_eval")
 
 
 def pandas_matches(df, symbol: str):
@@ -65,17 +67,22 @@ def run_case(case: str, work: Path, symbols: int, days: int) -> dict:
     from breadthflow.core.models import DateRange, Timeframe
 
     lake = lake_dir(work, symbols, days)
-    settings = load_settings(home=work / "home", lake_url=lake.as_uri(), log_json=False)
+    settings = load_settings(
+        home=work / "home",
+        lake_url=lake.as_uri(),
+        log_json=False,
+        lake_snapshot=case != "bf_scan_partitions",
+    )
     out = work / f"scan-{case}-{symbols}x{days}.parquet"
     period = DateRange.parse(START, end_date(days))
-    if case in ("bf_scan", "bf_scan_warm"):
+    if case in ("bf_scan", "bf_scan_warm", "bf_scan_partitions"):
         from breadthflow.services.context import AppContext
         from breadthflow.services.scan import run_scan
 
         ctx = AppContext(settings)
         ctx.lake  # noqa: B018 - open the lake outside the timing
         universe = f"synthetic-{symbols}"
-        if case == "bf_scan_warm":
+        if case != "bf_scan":
             run_scan(ctx, FORMULA, period, universe=universe, store=False)
         began, cpu = time.perf_counter(), time.process_time()
         outcome = run_scan(ctx, FORMULA, period, universe=universe, store=False)

@@ -206,3 +206,27 @@ def test_read_commands_take_every_format(capsys, fmt):
             json.loads(result.out)
         if fmt == "csv":
             assert "," in result.out.splitlines()[0]
+
+
+def test_a_fetch_refreshes_the_read_snapshot_and_data_snapshot_reports_it(capsys, monkeypatch):
+    monkeypatch.setenv("BREADTHFLOW_LAKE_SNAPSHOT_MIN_SYMBOLS", "4")
+    fetch_json(capsys, "--provider", "sample", "--universe", "demo_small", *SAMPLE)
+    status = json.loads(run_cli(capsys, "data", "snapshot", "--status", "--format", "json").out)
+    assert (status["usable"], status["symbols"], status["fresh"], status["stale"]) == (
+        True, 8, 8, 0,
+    )  # fmt: skip
+    # Nothing changed since the fetch: the command leaves the file as it is.
+    again = json.loads(run_cli(capsys, "data", "snapshot", "--format", "json").out)
+    assert (again["status"], again["reused"], again["reread"]) == ("unchanged", 8, 0)
+    # One more symbol: a refresh copies the eight and reads only the new partition.
+    fetch_json(capsys, "--provider", "sample", "--symbols", "DHR", *SAMPLE)
+    status = json.loads(run_cli(capsys, "data", "snapshot", "--status", "--format", "json").out)
+    assert (status["symbols"], status["fresh"], status["stale"]) == (9, 9, 0)
+
+
+def test_with_snapshots_off_no_snapshot_is_written(capsys, monkeypatch):
+    monkeypatch.setenv("BREADTHFLOW_LAKE_SNAPSHOT", "false")
+    fetch_json(capsys, "--provider", "sample", "--universe", "demo_small", *SAMPLE)
+    result = run_cli(capsys, "data", "snapshot", "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["exists"] is False

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         "https://query2.finance.yahoo.com", description="Base URL of the Yahoo chart API"
     )
     fetch_workers: int = Field(4, ge=1, le=64, description="Parallel symbol fetches/writes")
+    lake_snapshot: bool = Field(
+        True, description="Keep a read snapshot of the daily partitions (local lake)"
+    )
+    lake_snapshot_min_symbols: int = Field(
+        64, ge=1, description="Partitions (and wanted symbols) for the snapshot to be used"
+    )
     strategies_file: Path | None = Field(
         None,
         description="TOML of strategy parameters over the packaged defaults "

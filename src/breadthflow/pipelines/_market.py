@@ -139,5 +139,6 @@ class MarketPipeline(PipelineLifecycle):
 
         fetched = self.for_each_symbol("fetch", symbols, fetch)
         self.log("info", f"fetch: {len(fetched.succeeded)} symbols, {len(fetched.errors)} failed")
+        data_svc.refresh_snapshot(self.ctx)  # whole-universe reads after this one stay fast
         present = set(self.ctx.lake.coverage(Timeframe.D1, symbols)["symbol"].to_list())
         return [s for s in symbols if s in present]

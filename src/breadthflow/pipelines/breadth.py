@@ -121,6 +121,7 @@ class BreadthPipeline(PipelineLifecycle):
 
         fetched = self.for_each_symbol("fetch", symbols, fetch)
         self.log("info", f"fetch: {len(fetched.succeeded)} symbols, {len(fetched.errors)} failed")
+        data_svc.refresh_snapshot(self.ctx)  # whole-universe reads after this one stay fast
 
         coverage = self.ctx.lake.coverage(Timeframe.D1, symbols)
         if coverage.height < 2:

@@ -168,6 +168,8 @@ def fetch_bars(
                 provider.name, len(symbols), timeframe.value, period.start, period.end,
             )  # fmt: skip
             _fetch_into_lake(ctx, provider, symbols, timeframe, period, report, progress)
+            if report.rows_inserted or report.rows_updated:
+                refresh_snapshot(ctx, timeframe)
             report.issues.extend(provider.dataset_issues(timeframe, period.start, period.end))
             report.seconds = time.perf_counter() - began
             ingestions.finish(ingestion_id, report)
@@ -325,6 +327,47 @@ def fetch_symbol(
         "updated": result.updated,
         "unchanged": result.unchanged,
     }
+
+
+# --- the lake's read snapshot --------------------------------------------------------------
+
+
+def refresh_snapshot(
+    ctx: AppContext, timeframe: str | Timeframe = Timeframe.D1, *, strict: bool = False
+) -> dict[str, Any] | None:
+    """Bring the lake's read snapshot of ``timeframe`` up to date after bars were written
+    (docs/data.md, "Read snapshot"); None when the lake keeps none.
+
+    Reads are right whether or not the snapshot is fresh (stale symbols come from their
+    partitions), so after a fetch a failure here is logged, not raised, unless ``strict``.
+    """
+    tf = Timeframe.parse(timeframe)
+    try:
+        report = ctx.lake.refresh_snapshot(tf)
+    except BreadthFlowError as exc:
+        if strict:
+            raise
+        log.warning("lake snapshot %s not refreshed: %s", tf.value, exc)
+        return None
+    if report is None:
+        return None
+    found = report.as_dict()
+    log.info(
+        "lake snapshot %s %s: %d symbols, %d rows (%d reused, %d re-read) in %.2fs",
+        tf.value, found["status"], found["symbols"], found["rows"], found["reused"],
+        found["reread"], found["seconds"],
+    )  # fmt: skip
+    return found
+
+
+def snapshot_status(ctx: AppContext, timeframe: str | Timeframe = Timeframe.D1) -> dict[str, Any]:
+    """The read snapshot of ``timeframe`` against the stored partitions."""
+    tf = Timeframe.parse(timeframe)
+    status = ctx.lake.snapshot_status(tf)
+    if status is None:
+        return {"timeframe": tf.value, "exists": False, "usable": False,
+                "reason": "this lake keeps no read snapshot for this timeframe"}  # fmt: skip
+    return status
 
 
 # --- summary and export ------------------------------------------------------------------

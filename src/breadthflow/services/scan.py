@@ -174,6 +174,11 @@ def matches_frame(
 
 
 def _newest_first(matches: pl.DataFrame) -> pl.DataFrame:
+    """Newest date first, then by symbol."""
+    if matches.get_column("symbol").is_sorted():
+        # The engine's usual order (symbols in order): a stable sort on the date keeps the
+        # symbols in order within each date, at half the cost of a two-key sort.
+        return matches.sort("date", descending=True, maintain_order=True)
     return matches.sort(["date", "symbol"], descending=[True, False])
 
 

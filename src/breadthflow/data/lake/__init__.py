@@ -3,6 +3,7 @@
 Layout under the lake root (``file://…`` or ``s3://bucket/prefix``)::
 
     bars/timeframe=1d/symbol=AAPL/part-0.parquet
+    bars/timeframe=1d/_snapshot.parquet        (local lake) a read copy of every partition
 
 Each file holds every bar of one ``(timeframe, symbol)`` with the columns of
 :func:`breadthflow.core.models.bar_schema`, sorted by date, unique per date. No file
@@ -20,6 +21,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
@@ -93,6 +95,16 @@ class Lake(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise BackendUnavailableError with one clear line if the lake cannot be written."""
+
+    def refresh_snapshot(self, timeframe: Timeframe = Timeframe.D1) -> Any | None:
+        """Bring the timeframe's read snapshot (one consolidated file that makes whole-
+        universe reads fast) up to date; returns what was done, or None when this lake
+        keeps no snapshot (the default). Reads never depend on it being up to date."""
+        return None
+
+    def snapshot_status(self, timeframe: Timeframe = Timeframe.D1) -> dict[str, Any] | None:
+        """How the timeframe's read snapshot stands; None when this lake keeps none."""
+        return None
 
     @abstractmethod
     def write_table(self, key: str, frame: pl.DataFrame) -> None:

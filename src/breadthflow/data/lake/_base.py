@@ -327,16 +327,32 @@ class ParquetLake(TableStore, Lake):
         empty = pl.DataFrame(schema={name: schema[name] for name in wanted})
         if lo is not None and hi is not None and lo > hi:
             return empty
+        # symbol and date are always read: they define the order of the result.
+        read_columns = list(dict.fromkeys(["symbol", "date", *wanted]))
         with self._backend_errors():
-            paths = self._locate(tf, symbols)
-            if not paths:
+            found = self._read_bars(tf, symbols, read_columns, lo, hi)
+            if found is None:
                 self._verify_root()
                 return empty
-            # symbol and date are always read: they define the order of the result.
-            read_columns = list(dict.fromkeys(["symbol", "date", *wanted]))
-            frame = self._scan(list(paths.values()), tf, read_columns, lo, hi)
-        frame = _sorted_by_symbol_date(frame)
+        frame, ordered = found
+        if not ordered:
+            frame = _sorted_by_symbol_date(frame)
         return frame.select(wanted)
+
+    def _read_bars(
+        self,
+        timeframe: Timeframe,
+        symbols: Sequence[str] | None,
+        columns: list[str],
+        lo: dt.date | dt.datetime | None,
+        hi: dt.date | dt.datetime | None,
+    ) -> tuple[pl.DataFrame, bool] | None:
+        """The stored bars of ``symbols`` (all when None) with ``columns``, and whether
+        they are known to be sorted by (symbol, date); None when no partition is stored."""
+        paths = self._locate(timeframe, symbols)
+        if not paths:
+            return None
+        return self._scan(list(paths.values()), timeframe, columns, lo, hi), False
 
     def _scan(
         self,

@@ -13,10 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -28,7 +27,7 @@ from filelock import FileLock, Timeout
 
 from breadthflow.core.config import Settings
 from breadthflow.core.errors import BackendUnavailableError, ConfigError, DataError
-from breadthflow.core.models import Timeframe, bar_schema
+from breadthflow.core.models import Timeframe, bar_schema, normalize_symbol
 from breadthflow.data.lake import register_lake
 from breadthflow.data.lake._base import (
     _SYMBOL_DIR,
@@ -37,9 +36,11 @@ from breadthflow.data.lake._base import (
     STALE_TMP_SECONDS,
     TMP_PREFIX,
     ParquetLake,
+    _sorted_by_symbol_date,
     encode_parquet,
     short_reason,
 )
+from breadthflow.data.lake._snapshot import Entries, Identity, SnapshotReport, Snapshots, identity
 
 # Waiting longer than this for another writer of the same partition means it is stuck.
 LOCK_TIMEOUT_SECONDS = 300.0
@@ -53,7 +54,12 @@ MIN_GROUP_FILES = 128
 class LocalLake(ParquetLake):
     """Parquet partitions in a folder on this machine."""
 
-    def __init__(self, root: Path, *, workers: int = 4) -> None:
+    def __init__(
+        self, root: Path, *, workers: int = 4, snapshot_min_symbols: int | None = None
+    ) -> None:
+        """``snapshot_min_symbols``: keep a read snapshot of the daily partitions (see
+        :mod:`~breadthflow.data.lake._snapshot`) once there are that many, and read from it
+        when at least that many of its symbols are wanted; None: no snapshot."""
         root = Path(root).expanduser().resolve()
         # Footers are read in the calling thread: from local disk a footer read is mostly
         # Python-side work, and extra threads only contend for the GIL (measured slower).
@@ -66,6 +72,11 @@ class LocalLake(ParquetLake):
         )
         self.path = root
         self._locks_dir = root / "_locks"
+        self._snapshots = (
+            None
+            if snapshot_min_symbols is None
+            else Snapshots(root / "bars", self._locks_dir, snapshot_min_symbols)
+        )
 
     @contextlib.contextmanager
     def _lock(self, timeframe: Timeframe, symbol: str) -> Iterator[None]:
@@ -107,10 +118,75 @@ class LocalLake(ParquetLake):
                 tf = Timeframe(tf_match["value"])
             except ValueError:
                 continue
-            paths = _partition_files(f"{bars}/{folder}")
-            if paths:
-                found[tf] = paths
+            entries = _partition_entries(f"{bars}/{folder}")
+            if entries:
+                found[tf] = {symbol: path for symbol, (path, _) in entries.items()}
         return found
+
+    def _entries(self, timeframe: Timeframe, symbols: Sequence[str] | None) -> Entries:
+        """``{symbol: (path, identity)}`` of the stored partitions of ``symbols`` (all when
+        None), in symbol order: one ``stat`` each, which the snapshot needs anyway."""
+        folder = self._timeframe_dir(timeframe)
+        if symbols is None:
+            return _partition_entries(folder)
+        if isinstance(symbols, str):  # a lone "AAPL" is one symbol, not four
+            symbols = [symbols]
+        found: dict[str, tuple[str, Identity]] = {}
+        for symbol in sorted({normalize_symbol(s) for s in symbols}):
+            path = f"{folder}/symbol={symbol}/{PART_FILE}"
+            key = identity(path)
+            if key is not None:
+                found[symbol] = (path, key)
+        return found
+
+    def _read_bars(
+        self,
+        timeframe: Timeframe,
+        symbols: Sequence[str] | None,
+        columns: list[str],
+        lo: dt.date | dt.datetime | None,
+        hi: dt.date | dt.datetime | None,
+    ) -> tuple[pl.DataFrame, bool] | None:
+        """Bars from the snapshot where it holds the stored partition, else from the
+        partitions themselves."""
+        if self._snapshots is None or timeframe.is_intraday:
+            return super()._read_bars(timeframe, symbols, columns, lo, hi)
+        entries = self._entries(timeframe, symbols)
+        if not entries:
+            return None
+
+        def partitions(paths: list[str], wanted: list[str]) -> pl.DataFrame:
+            return _sorted_by_symbol_date(self._scan(paths, timeframe, wanted, None, None))
+
+        frame = self._snapshots.read(timeframe, entries, columns, partitions)
+        if frame is None:
+            paths = [path for path, _ in entries.values()]
+            return self._scan(paths, timeframe, columns, lo, hi), False
+        in_range = _date_filter(bar_schema(timeframe)["date"], lo, hi)
+        if in_range is not None and _outside(frame.get_column("date"), lo, hi):
+            frame = frame.filter(in_range)
+        return frame, True
+
+    def refresh_snapshot(self, timeframe: Timeframe = Timeframe.D1) -> SnapshotReport | None:
+        """Bring the timeframe's read snapshot up to date with its partitions (a no-op when
+        it is); None when this lake keeps no snapshot."""
+        tf = Timeframe.parse(timeframe)
+        if self._snapshots is None:
+            return None
+
+        def partitions(paths: list[str], wanted: list[str]) -> pl.DataFrame:
+            return _sorted_by_symbol_date(self._scan(paths, tf, wanted, None, None))
+
+        with self._backend_errors():
+            return self._snapshots.refresh(tf, self._entries(tf, None), partitions)
+
+    def snapshot_status(self, timeframe: Timeframe = Timeframe.D1) -> dict[str, object] | None:
+        """How the timeframe's snapshot stands against the partitions; None: no snapshots."""
+        tf = Timeframe.parse(timeframe)
+        if self._snapshots is None or tf.is_intraday:
+            return None
+        with self._backend_errors():
+            return self._snapshots.status(tf, self._entries(tf, None))
 
     def _scan(
         self,
@@ -200,26 +276,24 @@ class LocalLake(ParquetLake):
             raise
 
 
-def _partition_files(folder: str) -> dict[str, str]:
-    """``{symbol: path}`` of the ``symbol=…/part-0.parquet`` files under one timeframe folder,
-    sorted by symbol; folders without a partition file (a crashed first write) are skipped."""
+def _partition_entries(folder: str) -> dict[str, tuple[str, Identity]]:
+    """``{symbol: (path, identity)}`` of the ``symbol=…/part-0.parquet`` files under one
+    timeframe folder, sorted by symbol; folders without a partition file (a crashed first
+    write) are skipped. Any error but a missing file (permissions) is the caller's."""
     try:
         with os.scandir(folder) as entries:
             names = [entry.name for entry in entries]
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, Identity]] = {}
     for name in sorted(names):
         match = _SYMBOL_DIR.match(name)
         if match is None:
             continue
         path = f"{folder}/{name}/{PART_FILE}"
-        try:
-            mode = os.stat(path).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # not a partition; any other error (permissions) is the caller's
-        if stat.S_ISREG(mode):
-            found[match["symbol"]] = path
+        key = identity(path)
+        if key is not None:
+            found[match["symbol"]] = (path, key)
     return found
 
 
@@ -303,4 +377,8 @@ def local_path(url: str) -> Path:
 @register_lake("file")
 def open_local_lake(url: str, settings: Settings) -> LocalLake:
     """Open the local lake named by a ``file://`` URL or a plain path (see ``open_lake``)."""
-    return LocalLake(local_path(url), workers=settings.fetch_workers)
+    return LocalLake(
+        local_path(url),
+        workers=settings.fetch_workers,
+        snapshot_min_symbols=settings.lake_snapshot_min_symbols if settings.lake_snapshot else None,
+    )

@@ -1,0 +1,403 @@
+"""The read snapshot of a local lake: one Parquet file holding every partition of a timeframe.
+
+Reading thousands of one-symbol partitions costs per-file work (open, footer, one small
+chunk each) that dominates a whole-universe read: 5,000 daily partitions × 2,520 bars,
+four columns, ≈ 0.9 s, against ≈ 0.07 s for the same columns of one consolidated file.
+The snapshot is that consolidated file, kept next to the partitions::
+
+    bars/timeframe=1d/_snapshot.parquet     every symbol's bars, sorted by (symbol, date)
+
+The partitions stay the truth. The snapshot's footer carries a manifest: for each symbol,
+its row count and the identity of the partition file it was copied from (inode, size,
+modification time in ns — a partition is replaced by renaming a new file over it, so any
+rewrite changes the identity). A read stats the partitions it needs — as it does anyway to
+find them — and takes a symbol from the snapshot only when its partition is the very file
+the snapshot copied; changed or new symbols come from their partitions, deleted ones are
+not read. A stale snapshot is therefore never wrong, only slower.
+
+:meth:`Snapshots.refresh` (run after a fetch, or ``breadthflow data snapshot``) rewrites the
+snapshot from the old one plus the changed partitions, aside and renamed into place, so a
+crash leaves the old snapshot or the new one, and either is checked before use. Identities
+are taken before the partitions are read: a partition rewritten during a refresh keeps an
+identity the snapshot does not record, and is read from its partition.
+
+Only daily bars get a snapshot (intraday partitions are large and read with their date
+filter pushed down), and only a read that needs many of the snapshot's symbols uses it:
+for a few symbols, their partitions are cheaper than the whole file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
+
+from breadthflow.core.errors import BackendUnavailableError
+from breadthflow.core.models import Timeframe, bar_schema
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "_snapshot.parquet"
+MANIFEST_KEY = "breadthflow.snapshot"
+FORMAT_VERSION = 1
+# A read uses the snapshot when its fresh symbols number at least ``min_symbols`` and make
+# at least this share of the snapshot's rows: reading the whole file for a small slice of
+# it costs more than the few partitions.
+MIN_SHARE = 0.25
+# lz4: a fifth larger than zstd on disk, two to three times faster to decode (5,000 × 2,520
+# bars, four columns: ≈ 0.07 s against ≈ 0.17 s) — the snapshot exists for speed.
+COMPRESSION = "lz4"
+ROW_GROUP_ROWS = 1 << 20
+LOCK_TIMEOUT_SECONDS = 600.0
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 3600
+
+#: (inode, size, modification time in ns) of a file: what tells two versions apart.
+Identity = tuple[int, int, int]
+#: ``{symbol: (partition path, identity)}`` in symbol order.
+Entries = Mapping[str, tuple[str, Identity]]
+#: Reads whole partitions (in the given order) → their bars, sorted by (symbol, date).
+PartitionReader = Callable[[list[str], list[str]], pl.DataFrame]
+
+
+def identity(path: str | os.PathLike[str]) -> Identity | None:
+    """The identity of the regular file at ``path``, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a snapshot file holds: symbols in order, their rows and source identities."""
+
+    file: Identity  # the snapshot file this was read from
+    symbols: tuple[str, ...]
+    offsets: np.ndarray  # int64, len(symbols) + 1: the rows of symbol k are offsets[k:k+2]
+    sources: tuple[Identity, ...]
+    built_at: str
+    index: dict[str, int]
+
+    @property
+    def rows(self) -> int:
+        return int(self.offsets[-1])
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    """What :meth:`Snapshots.refresh` did."""
+
+    timeframe: str
+    status: str  # "written", "unchanged", "removed", "skipped"
+    symbols: int = 0
+    rows: int = 0
+    reused: int = 0  # symbols copied from the previous snapshot
+    reread: int = 0  # symbols read from their partitions
+    bytes: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class Snapshots:
+    """The snapshots of one local lake (see the module docstring)."""
+
+    def __init__(self, bars_dir: Path, locks_dir: Path, min_symbols: int) -> None:
+        self._bars = bars_dir
+        self._locks = locks_dir
+        self.min_symbols = max(1, min_symbols)
+        self._cache: dict[Path, Manifest] = {}
+        self._cache_lock = threading.Lock()
+        self._warned: set[tuple[Path, Identity]] = set()
+
+    def path(self, timeframe: Timeframe) -> Path:
+        return self._bars / f"timeframe={timeframe.value}" / SNAPSHOT_FILE
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def manifest(self, timeframe: Timeframe) -> Manifest | None:
+        """The current snapshot's manifest (cached per file), or None: no usable snapshot."""
+        path = self.path(timeframe)
+        current = identity(path)
+        if current is None:
+            return None
+        with self._cache_lock:
+            cached = self._cache.get(path)
+        if cached is not None and cached.file == current:
+            return cached
+        try:
+            found = _read_manifest(path, current)
+        except Exception as exc:  # a damaged or foreign file: read the partitions instead
+            if (path, current) not in self._warned:
+                self._warned.add((path, current))
+                log.warning("ignoring the lake snapshot %s: %s", path, exc)
+            return None
+        with self._cache_lock:
+            self._cache[path] = found
+        return found
+
+    def read(
+        self,
+        timeframe: Timeframe,
+        entries: Entries,
+        columns: list[str],
+        read_partitions: PartitionReader,
+    ) -> pl.DataFrame | None:
+        """The bars of ``entries`` (``columns``, sorted by (symbol, date)), the fresh symbols
+        taken from the snapshot; None when the snapshot is not worth using (or changed while
+        being read twice in a row) — then the caller reads the partitions."""
+        if timeframe.is_intraday or len(entries) < self.min_symbols:
+            return None
+        for _ in range(2):
+            manifest = self.manifest(timeframe)
+            if manifest is None:
+                return None
+            plan = _Plan.make(manifest, entries)
+            if plan.fresh < self.min_symbols or plan.fresh_rows < MIN_SHARE * manifest.rows:
+                return None
+            frame = _assemble(self.path(timeframe), manifest, plan, entries, columns,
+                              read_partitions, timeframe)  # fmt: skip
+            if identity(self.path(timeframe)) == manifest.file:
+                return frame
+            # Replaced by a refresh while we read: the rows may not be the manifest's.
+        return None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def refresh(
+        self, timeframe: Timeframe, entries: Entries, read_partitions: PartitionReader
+    ) -> SnapshotReport:
+        """Bring the snapshot up to date with ``entries`` (every stored partition of the
+        timeframe, identities taken before this call reads any of them)."""
+        began = time.perf_counter()
+        tf = timeframe.value
+        path = self.path(timeframe)
+        if timeframe.is_intraday:
+            return SnapshotReport(tf, "skipped", reason="intraday bars have no snapshot")
+        lock = FileLock(self._locks / f"snapshot-{tf}.lock")
+        try:
+            self._locks.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+        except Timeout:
+            raise BackendUnavailableError(
+                f"lake snapshot {path} is being rewritten by another process for over "
+                f"{LOCK_TIMEOUT_SECONDS:.0f} s — is it stuck?"
+            ) from None
+        try:
+            if len(entries) < self.min_symbols:
+                removed = path.exists()
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                return SnapshotReport(
+                    tf, "removed" if removed else "skipped",
+                    reason=f"{len(entries)} partition(s), fewer than {self.min_symbols}",
+                )  # fmt: skip
+            manifest = self.manifest(timeframe)
+            plan = _Plan.make(manifest, entries) if manifest is not None else None
+            if plan is not None and plan.fresh == len(entries) == len(manifest.symbols):  # type: ignore[union-attr]
+                return SnapshotReport(tf, "unchanged", len(entries), manifest.rows,  # type: ignore[union-attr]
+                                      reused=len(entries),
+                                      seconds=time.perf_counter() - began)  # fmt: skip
+            if plan is None:
+                plan = _Plan.all_partitions(entries)
+            columns = list(bar_schema(timeframe))
+            frame = _assemble(path, manifest, plan, entries, columns, read_partitions, timeframe)
+            size = self._write(path, frame, entries, timeframe)
+            return SnapshotReport(
+                tf, "written", len(entries), frame.height, plan.fresh,
+                len(entries) - plan.fresh, size, time.perf_counter() - began,
+            )  # fmt: skip
+        finally:
+            lock.release()
+
+    def _write(self, path: Path, frame: pl.DataFrame, entries: Entries, tf: Timeframe) -> int:
+        runs = frame.get_column("symbol").rle()
+        names = runs.struct.field("value").to_list()
+        lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+        if any(a >= b for a, b in itertools.pairwise(names)):
+            raise AssertionError("snapshot rows are not grouped by symbol in order")
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+        manifest = {
+            "version": FORMAT_VERSION,
+            "timeframe": tf.value,
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "symbols": names,
+            "offsets": offsets,
+            "sources": [list(entries[name][1]) for name in names],
+        }
+        folder = path.parent
+        _remove_stale_tmp(folder)
+        tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}{SNAPSHOT_FILE}"
+        try:
+            frame.write_parquet(
+                tmp,
+                compression=COMPRESSION,
+                statistics=True,
+                row_group_size=ROW_GROUP_ROWS,
+                metadata={MANIFEST_KEY: json.dumps(manifest, separators=(",", ":"))},
+            )
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # on disk before the rename, like a partition
+            finally:
+                os.close(fd)
+            size = tmp.stat().st_size
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return size
+
+    def status(self, timeframe: Timeframe, entries: Entries) -> dict[str, object]:
+        """How the snapshot stands against the stored partitions (``data status``)."""
+        manifest = self.manifest(timeframe)
+        if manifest is None:
+            return {"timeframe": timeframe.value, "exists": self.path(timeframe).exists(),
+                    "usable": False}  # fmt: skip
+        plan = _Plan.make(manifest, entries)
+        return {
+            "timeframe": timeframe.value,
+            "exists": True,
+            "usable": True,
+            "built_at": manifest.built_at,
+            "symbols": len(manifest.symbols),
+            "rows": manifest.rows,
+            "fresh": plan.fresh,
+            "stale": len(entries) - plan.fresh,
+            "bytes": manifest.file[1],
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where each wanted symbol comes from, in symbol order: runs of consecutive snapshot
+    rows, and runs of symbols read from their partitions."""
+
+    runs: list[tuple[bool, int, int]]  # (from snapshot, first, last) — rows or entry indices
+    fresh: int  # symbols from the snapshot
+    fresh_rows: int
+
+    @staticmethod
+    def make(manifest: Manifest, entries: Entries) -> _Plan:
+        runs: list[tuple[bool, int, int]] = []
+        fresh = fresh_rows = 0
+        index, sources, offsets = manifest.index, manifest.sources, manifest.offsets
+        for position, (symbol, (_, source)) in enumerate(entries.items()):
+            k = index.get(symbol)
+            if k is not None and sources[k] == source:
+                first, last = int(offsets[k]), int(offsets[k + 1])
+                fresh += 1
+                fresh_rows += last - first
+                if runs and runs[-1][0] and runs[-1][2] == first:
+                    runs[-1] = (True, runs[-1][1], last)
+                else:
+                    runs.append((True, first, last))
+            elif runs and not runs[-1][0]:
+                runs[-1] = (False, runs[-1][1], position + 1)
+            else:
+                runs.append((False, position, position + 1))
+        return _Plan(runs, fresh, fresh_rows)
+
+    @staticmethod
+    def all_partitions(entries: Entries) -> _Plan:
+        return _Plan([(False, 0, len(entries))] if entries else [], 0, 0)
+
+
+def _assemble(
+    path: Path,
+    manifest: Manifest | None,
+    plan: _Plan,
+    entries: Entries,
+    columns: list[str],
+    read_partitions: PartitionReader,
+    timeframe: Timeframe,
+) -> pl.DataFrame:
+    """The planned rows in symbol order: snapshot slices and partition reads interleaved."""
+    paths = [p for p, _ in entries.values()]
+    stale = [i for fresh, a, b in plan.runs if not fresh for i in range(a, b)]
+    snapshot = None
+    if plan.fresh:
+        assert manifest is not None
+        snapshot = pl.read_parquet(path, columns=columns)
+        if snapshot.height != manifest.rows:
+            raise ValueError(f"snapshot {path} has {snapshot.height} rows, manifest says "
+                             f"{manifest.rows}")  # fmt: skip
+    parts = read_partitions([paths[i] for i in stale], columns) if stale else None
+    part_rows: dict[str, tuple[int, int]] = {}
+    if parts is not None and parts.height:
+        runs = parts.get_column("symbol").rle()
+        at = 0
+        for name, length in zip(runs.struct.field("value").to_list(),
+                                runs.struct.field("len").to_list(), strict=True):  # fmt: skip
+            part_rows[name] = (at, length)
+            at += length
+    symbols = list(entries)
+    pieces: list[pl.DataFrame] = []
+    for fresh, first, last in plan.runs:
+        if fresh:
+            assert snapshot is not None
+            pieces.append(snapshot.slice(first, last - first))
+            continue
+        for i in range(first, last):
+            found = part_rows.get(symbols[i])
+            if found is not None:
+                assert parts is not None
+                pieces.append(parts.slice(*found))
+    if not pieces:
+        schema = bar_schema(timeframe)
+        return pl.DataFrame(schema={c: schema[c] for c in columns})
+    return pl.concat(pieces, how="vertical", rechunk=False) if len(pieces) > 1 else pieces[0]
+
+
+def _read_manifest(path: Path, file: Identity) -> Manifest:
+    meta = pq.read_metadata(path)
+    raw = (meta.metadata or {}).get(MANIFEST_KEY.encode())
+    if raw is None:
+        raise ValueError("no manifest in its footer")
+    data = json.loads(raw)
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(f"manifest version {data.get('version')!r}, expected {FORMAT_VERSION}")
+    symbols = tuple(str(s) for s in data["symbols"])
+    offsets = np.asarray(data["offsets"], dtype=np.int64)
+    sources = tuple((int(a), int(b), int(c)) for a, b, c in data["sources"])
+    if not (len(offsets) == len(symbols) + 1 == len(sources) + 1):
+        raise ValueError("manifest lists differ in length")
+    if offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] != meta.num_rows:
+        raise ValueError("manifest offsets do not match the file's rows")
+    if any(a >= b for a, b in itertools.pairwise(symbols)):
+        raise ValueError("manifest symbols are not in order")
+    return Manifest(file, symbols, offsets, sources, str(data.get("built_at", "")),
+                    {s: k for k, s in enumerate(symbols)})  # fmt: skip
+
+
+def _remove_stale_tmp(folder: Path) -> None:
+    """Delete snapshot temp files of refreshes that died more than an hour ago."""
+    cutoff = time.time() - STALE_TMP_SECONDS
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(SNAPSHOT_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
