@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from breadthflow.core.errors import DataError
 from breadthflow.core.models import Timeframe
 from breadthflow.data.lake import _snapshot
 from breadthflow.data.lake.local import LocalLake
@@ -204,12 +205,12 @@ def test_a_snapshot_replaced_while_it_is_read_is_read_again(
         if len(calls) == 1:  # another process rewrites a partition and refreshes meanwhile
             other = LocalLake(lake.path, snapshot_min_symbols=MIN)
             other.upsert(make_bars(["S06"], count=40, seed=77), Timeframe.D1)
-            other.refresh_snapshot(Timeframe.D1)  # (its own _assemble call is the 2nd)
+            other.refresh_snapshot(Timeframe.D1)
         return frame
 
     monkeypatch.setattr(_snapshot, "_assemble", racing)
     frame = lake.read(None, Timeframe.D1)
-    assert len(calls) == 3  # the first read, the other refresh, the read again
+    assert len(calls) == 2  # the first read, then the read again
     monkeypatch.undo()
     assert_frame_equal(frame, plain.read(None, Timeframe.D1))
     assert_frame_equal(
@@ -350,3 +351,41 @@ def test_the_snapshot_is_an_ordinary_parquet_file_other_tools_can_read(
     lake.refresh_snapshot(Timeframe.D1)
     assert os.path.getsize(snapshot_file(lake)) > 0
     assert_frame_equal(pl.read_parquet(snapshot_file(lake)), plain.read(None, Timeframe.D1))
+
+
+def test_a_partition_whose_row_count_changes_during_a_refresh_is_caught_before_use(
+    lakes: tuple[Spy, LocalLake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are counted, then copied: a partition that grew in between would shift every
+    later symbol's offsets. The written file is checked against its manifest and the
+    refresh starts again."""
+    lake, plain = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    lake.upsert(make_bars(["S01"], count=40, seed=2), Timeframe.D1)
+    original = _snapshot._in_storage_order
+    grown = []
+
+    def then_grow(keys: pl.DataFrame) -> bool:
+        if not grown:  # counted; now another writer adds bars to S01
+            LocalLake(lake.path).upsert(make_bars(["S01"], count=55, seed=2), Timeframe.D1)
+            grown.append(1)
+        return original(keys)
+
+    monkeypatch.setattr(_snapshot, "_in_storage_order", then_grow)
+    report = lake.refresh_snapshot(Timeframe.D1)
+    assert report is not None and report.status == "written" and report.rows == 480 + 15
+    frame, opened = lake.read_opening(None, Timeframe.D1)
+    assert opened == []
+    assert_frame_equal(frame, plain.read(None, Timeframe.D1))
+
+
+def test_a_partition_out_of_date_order_stops_the_refresh_with_one_line(
+    lakes: tuple[Spy, LocalLake],
+) -> None:
+    lake, plain = lakes
+    part = lake.path / "bars" / "timeframe=1d" / "symbol=S04" / "part-0.parquet"
+    pl.read_parquet(part).sort("date", descending=True).write_parquet(part)  # not ours
+    with pytest.raises(DataError, match="not in date order"):
+        lake.refresh_snapshot(Timeframe.D1)
+    assert not snapshot_file(lake).exists()
+    assert_same_reads(lake, plain, symbols=None, timeframe=Timeframe.D1)

@@ -47,7 +47,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from breadthflow.core.errors import BackendUnavailableError
+from breadthflow.core.errors import BackendUnavailableError, DataError
 from breadthflow.core.models import Timeframe, bar_schema
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ ROW_GROUP_ROWS = 1 << 20
 LOCK_TIMEOUT_SECONDS = 600.0
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
+# A refresh whose partitions keep changing row counts under it gives up after this many.
+REFRESH_ATTEMPTS = 3
 
 #: (inode, size, modification time in ns) of a file: what tells two versions apart.
 Identity = tuple[int, int, int]
@@ -73,6 +75,8 @@ Identity = tuple[int, int, int]
 Entries = Mapping[str, tuple[str, Identity]]
 #: Reads whole partitions (in the given order) → their bars, sorted by (symbol, date).
 PartitionReader = Callable[[list[str], list[str]], pl.DataFrame]
+#: Scans whole partitions (in the given order), every column, lazily.
+PartitionScanner = Callable[[list[str]], pl.LazyFrame]
 
 
 def identity(path: str | os.PathLike[str]) -> Identity | None:
@@ -186,10 +190,20 @@ class Snapshots:
     # --- writing ---------------------------------------------------------------------------
 
     def refresh(
-        self, timeframe: Timeframe, entries: Entries, read_partitions: PartitionReader
+        self,
+        timeframe: Timeframe,
+        list_entries: Callable[[], Entries],
+        read_partitions: PartitionReader,
+        scan_partitions: PartitionScanner,
     ) -> SnapshotReport:
-        """Bring the snapshot up to date with ``entries`` (every stored partition of the
-        timeframe, identities taken before this call reads any of them)."""
+        """Bring the snapshot up to date with the stored partitions.
+
+        ``list_entries`` lists every partition of the timeframe with its identity (taken
+        before anything here reads it); ``read_partitions`` reads some columns of given
+        partitions, ``scan_partitions`` scans all of them lazily. The new file is streamed
+        to disk (memory stays bounded by Polars' streaming engine, not by the lake's size),
+        then checked against its manifest before it replaces the old one.
+        """
         began = time.perf_counter()
         tf = timeframe.value
         path = self.path(timeframe)
@@ -205,58 +219,127 @@ class Snapshots:
                 f"{LOCK_TIMEOUT_SECONDS:.0f} s — is it stuck?"
             ) from None
         try:
-            if len(entries) < self.min_symbols:
-                removed = path.exists()
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                return SnapshotReport(
-                    tf, "removed" if removed else "skipped",
-                    reason=f"{len(entries)} partition(s), fewer than {self.min_symbols}",
-                )  # fmt: skip
-            manifest = self.manifest(timeframe)
-            plan = _Plan.make(manifest, entries) if manifest is not None else None
-            if plan is not None and plan.fresh == len(entries) == len(manifest.symbols):  # type: ignore[union-attr]
-                return SnapshotReport(tf, "unchanged", len(entries), manifest.rows,  # type: ignore[union-attr]
-                                      reused=len(entries),
-                                      seconds=time.perf_counter() - began)  # fmt: skip
-            if plan is None:
-                plan = _Plan.all_partitions(entries)
-            columns = list(bar_schema(timeframe))
-            frame = _assemble(path, manifest, plan, entries, columns, read_partitions, timeframe)
-            size = self._write(path, frame, entries, timeframe)
-            return SnapshotReport(
-                tf, "written", len(entries), frame.height, plan.fresh,
-                len(entries) - plan.fresh, size, time.perf_counter() - began,
-            )  # fmt: skip
+            for attempt in range(1, REFRESH_ATTEMPTS + 1):
+                entries = list_entries()
+                if len(entries) < self.min_symbols:
+                    removed = path.exists()
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                    return SnapshotReport(
+                        tf, "removed" if removed else "skipped",
+                        reason=f"{len(entries)} partition(s), fewer than {self.min_symbols}",
+                    )  # fmt: skip
+                manifest = self.manifest(timeframe)
+                plan = _Plan.make(manifest, entries) if manifest is not None else None
+                if manifest is not None and plan is not None:
+                    if plan.fresh == len(entries) == len(manifest.symbols):
+                        return SnapshotReport(tf, "unchanged", len(entries), manifest.rows,
+                                              reused=len(entries),
+                                              seconds=time.perf_counter() - began)  # fmt: skip
+                else:
+                    plan = _Plan.all_partitions(entries)
+                written = self._write(path, timeframe, manifest, plan, entries,
+                                      read_partitions, scan_partitions)  # fmt: skip
+                if written is not None:
+                    rows, size = written
+                    return SnapshotReport(
+                        tf, "written", len(entries), rows, plan.fresh,
+                        len(entries) - plan.fresh, size, time.perf_counter() - began,
+                    )  # fmt: skip
+                log.info("lake snapshot %s: partitions changed while it was written "
+                         "(attempt %d), starting again", tf, attempt)  # fmt: skip
+            raise BackendUnavailableError(
+                f"lake snapshot {path} could not be written: partitions kept changing while "
+                f"it was ({REFRESH_ATTEMPTS} attempts) — run `breadthflow data snapshot` "
+                "when the writers are done"
+            )
         finally:
             lock.release()
 
-    def _write(self, path: Path, frame: pl.DataFrame, entries: Entries, tf: Timeframe) -> int:
-        runs = frame.get_column("symbol").rle()
-        names = runs.struct.field("value").to_list()
-        lengths = runs.struct.field("len").to_numpy().astype(np.int64)
-        if any(a >= b for a, b in itertools.pairwise(names)):
-            raise AssertionError("snapshot rows are not grouped by symbol in order")
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-        manifest = {
+    def _write(
+        self,
+        path: Path,
+        timeframe: Timeframe,
+        manifest: Manifest | None,
+        plan: _Plan,
+        entries: Entries,
+        read_partitions: PartitionReader,
+        scan_partitions: PartitionScanner,
+    ) -> tuple[int, int] | None:
+        """Stream the planned rows into a new snapshot and put it in place; (rows, bytes),
+        or None when a partition changed its row count meanwhile (nothing replaced)."""
+        symbols = list(entries)
+        paths = [p for p, _ in entries.values()]
+        stale = [i for fresh, a, b in plan.runs if not fresh for i in range(a, b)]
+        counts: dict[str, int] = {}
+        if stale:
+            # What the changed partitions hold, read once: every run's rows, and the check
+            # that they are one symbol per partition in date order, as the offsets assume.
+            keys = read_partitions([paths[i] for i in stale], ["symbol", "date"])
+            if not _in_storage_order(keys):
+                raise DataError(
+                    f"lake snapshot {path} not written: a partition's bars are not in date "
+                    "order or hold another symbol's bars — check the files under "
+                    f"{path.parent}"
+                )
+            runs = keys.get_column("symbol").rle()
+            counts = dict(zip(runs.struct.field("value").to_list(),
+                              runs.struct.field("len").to_list(), strict=True))  # fmt: skip
+            if not counts.keys() <= {symbols[i] for i in stale}:
+                raise DataError(
+                    f"lake snapshot {path} not written: a partition holds bars of a symbol "
+                    f"other than its own — check the files under {path.parent}"
+                )
+        names: list[str] = []
+        lengths: list[int] = []
+        pieces: list[pl.LazyFrame] = []
+        for fresh, first, last in plan.runs:
+            if fresh:
+                assert manifest is not None
+                pieces.append(pl.scan_parquet(path).slice(first, last - first))
+                # Rows first … last are whole symbols k … of the old manifest.
+                offsets = manifest.offsets
+                for k in range(int(np.searchsorted(offsets, first)),
+                               int(np.searchsorted(offsets, last))):  # fmt: skip
+                    names.append(manifest.symbols[k])
+                    lengths.append(int(manifest.offsets[k + 1] - manifest.offsets[k]))
+            else:
+                group = [i for i in range(first, last) if counts.get(symbols[i])]
+                if group:
+                    pieces.append(scan_partitions([paths[i] for i in group]))
+                    names += [symbols[i] for i in group]
+                    lengths += [counts[symbols[i]] for i in group]
+        if not pieces:
+            return 0, 0
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        document = {
             "version": FORMAT_VERSION,
-            "timeframe": tf.value,
+            "timeframe": timeframe.value,
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "symbols": names,
-            "offsets": offsets,
+            "offsets": offsets.tolist(),
             "sources": [list(entries[name][1]) for name in names],
         }
+        columns = list(bar_schema(timeframe))
         folder = path.parent
         _remove_stale_tmp(folder)
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}{SNAPSHOT_FILE}"
         try:
-            frame.write_parquet(
+            pl.concat(pieces, how="vertical").select(columns).sink_parquet(
                 tmp,
                 compression=COMPRESSION,
                 statistics=True,
                 row_group_size=ROW_GROUP_ROWS,
-                metadata={MANIFEST_KEY: json.dumps(manifest, separators=(",", ":"))},
+                metadata={MANIFEST_KEY: json.dumps(document, separators=(",", ":"))},
+                maintain_order=True,
             )
+            # A partition rewritten between the count and the copy may have changed its
+            # number of rows, which would shift every later symbol: check before use.
+            written = pl.read_parquet(tmp, columns=["symbol"]).get_column("symbol").rle()
+            if (written.struct.field("value").to_list() != names
+                    or written.struct.field("len").to_list() != lengths):  # fmt: skip
+                tmp.unlink()
+                return None
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)  # on disk before the rename, like a partition
@@ -268,7 +351,7 @@ class Snapshots:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        return size
+        return int(offsets[-1]), size
 
     def status(self, timeframe: Timeframe, entries: Entries) -> dict[str, object]:
         """How the snapshot stands against the stored partitions (``data status``)."""
@@ -401,3 +484,15 @@ def _remove_stale_tmp(folder: Path) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     if entry.stat().st_mtime < cutoff:
                         os.unlink(entry.path)
+
+
+def _in_storage_order(keys: pl.DataFrame) -> bool:
+    """Whether ``symbol, date`` rows are sorted by symbol, then strictly by date."""
+    if keys.height <= 1:
+        return True
+    symbol, date = keys.get_column("symbol"), keys.get_column("date")
+    if not symbol.is_sorted():
+        return False
+    same = symbol.slice(1) == symbol.slice(0, keys.height - 1)
+    ahead = date.slice(1) > date.slice(0, keys.height - 1)
+    return bool((~same | ahead).all())

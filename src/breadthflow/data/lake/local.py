@@ -175,10 +175,15 @@ class LocalLake(ParquetLake):
             return None
 
         def partitions(paths: list[str], wanted: list[str]) -> pl.DataFrame:
-            return _sorted_by_symbol_date(self._scan(paths, tf, wanted, None, None))
+            return self._scan(paths, tf, wanted, None, None)
+
+        def scan(paths: list[str]) -> pl.LazyFrame:
+            return pl.scan_parquet(
+                paths, schema=bar_schema(tf), hive_partitioning=False, glob=False
+            )
 
         with self._backend_errors():
-            return self._snapshots.refresh(tf, self._entries(tf, None), partitions)
+            return self._snapshots.refresh(tf, lambda: self._entries(tf, None), partitions, scan)
 
     def snapshot_status(self, timeframe: Timeframe = Timeframe.D1) -> dict[str, object] | None:
         """How the timeframe's snapshot stands against the partitions; None: no snapshots."""
