@@ -389,3 +389,21 @@ def test_a_partition_out_of_date_order_stops_the_refresh_with_one_line(
         lake.refresh_snapshot(Timeframe.D1)
     assert not snapshot_file(lake).exists()
     assert_same_reads(lake, plain, symbols=None, timeframe=Timeframe.D1)
+
+
+def test_a_snapshot_that_fails_to_read_falls_back_to_the_partitions(
+    lakes: tuple[Spy, LocalLake], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lake, plain = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    expected = plain.read(None, Timeframe.D1)
+
+    def unreadable(*args: object, **kwargs: object) -> pl.DataFrame:
+        raise OSError("input/output error")
+
+    monkeypatch.setattr(_snapshot.pl, "read_parquet", unreadable)
+    with caplog.at_level(logging.WARNING, logger=_snapshot.__name__):
+        frame, opened = lake.read_opening(None, Timeframe.D1)
+    assert opened == SYMBOLS
+    assert_frame_equal(frame, expected)
+    assert "input/output error" in caplog.text

@@ -153,9 +153,7 @@ class Snapshots:
         try:
             found = _read_manifest(path, current)
         except Exception as exc:  # a damaged or foreign file: read the partitions instead
-            if (path, current) not in self._warned:
-                self._warned.add((path, current))
-                log.warning("ignoring the lake snapshot %s: %s", path, exc)
+            self._warn(path, current, exc)
             return None
         with self._cache_lock:
             self._cache[path] = found
@@ -180,12 +178,23 @@ class Snapshots:
             plan = _Plan.make(manifest, entries)
             if plan.fresh < self.min_symbols or plan.fresh_rows < MIN_SHARE * manifest.rows:
                 return None
-            frame = _assemble(self.path(timeframe), manifest, plan, entries, columns,
-                              read_partitions, timeframe)  # fmt: skip
+            try:
+                frame = _assemble(self.path(timeframe), manifest, plan, entries, columns,
+                                  read_partitions, timeframe)  # fmt: skip
+            except _Unreadable as exc:  # removed meanwhile, or damaged past its footer
+                if identity(self.path(timeframe)) == manifest.file:
+                    self._warn(self.path(timeframe), manifest.file, exc.__cause__ or exc)
+                    return None
+                continue  # replaced by a refresh while we read: try the new one
             if identity(self.path(timeframe)) == manifest.file:
                 return frame
             # Replaced by a refresh while we read: the rows may not be the manifest's.
         return None
+
+    def _warn(self, path: Path, file: Identity, problem: object) -> None:
+        if (path, file) not in self._warned:
+            self._warned.add((path, file))
+            log.warning("ignoring the lake snapshot %s: %s", path, problem)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -423,10 +432,12 @@ def _assemble(
     snapshot = None
     if plan.fresh:
         assert manifest is not None
-        snapshot = pl.read_parquet(path, columns=columns)
+        try:
+            snapshot = pl.read_parquet(path, columns=columns)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise _Unreadable(str(exc)) from exc
         if snapshot.height != manifest.rows:
-            raise ValueError(f"snapshot {path} has {snapshot.height} rows, manifest says "
-                             f"{manifest.rows}")  # fmt: skip
+            raise _Unreadable(f"{snapshot.height} rows, its manifest says {manifest.rows}")
     parts = read_partitions([paths[i] for i in stale], columns) if stale else None
     part_rows: dict[str, tuple[int, int]] = {}
     if parts is not None and parts.height:
@@ -452,6 +463,10 @@ def _assemble(
         schema = bar_schema(timeframe)
         return pl.DataFrame(schema={c: schema[c] for c in columns})
     return pl.concat(pieces, how="vertical", rechunk=False) if len(pieces) > 1 else pieces[0]
+
+
+class _Unreadable(Exception):
+    """The snapshot file could not be read (its partitions still can)."""
 
 
 def _read_manifest(path: Path, file: Identity) -> Manifest:
