@@ -20,18 +20,24 @@ Two kinds of window:
   :mod:`breadthflow.indicators.technical` (TA-Lib seeding included) and agree with them to
   rounding (tests/scan/test_formula.py checks every one against the per-symbol builders).
 
-Kernels take and return plain arrays and release the GIL (so that Polars can run two of
-them side by side, e.g. ``sma(close, 200)`` and ``sma(volume, 20)``); nulls travel as NaN
-(the formula's inputs are finite or null, never NaN) and come back as nulls. Every builder
-here returns finite values or null, never ±inf or NaN — the formula language's rule for
-numbers.
+Kernels take plain arrays, write into an output array the caller allocates, and release the
+GIL: Polars runs two of them side by side (e.g. ``sma(close, 200)`` and ``sma(volume, 20)``),
+and a large column is cut in two at a segment's start, each half on its own core — the same
+values, since every segment starts afresh. Nulls travel as NaN (the formula's inputs are
+finite or null, never NaN) and come back as nulls. Every builder here returns finite values
+or null, never ±inf or NaN — the formula language's rule for numbers.
+
+:func:`segments` finds the segments (and, for ``check_bars``, counts per segment the bars in
+the scan's range and the bad bars) with compiled loops as well.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -47,7 +53,6 @@ __all__ = [
     "masked",
     "rolling_mean",
     "rsi",
-    "segment_stats",
     "segments",
 ]
 
@@ -58,68 +63,126 @@ POS = "__pos"  # the bar's index inside its symbol's segment
 
 
 @njit(cache=True, nogil=True)
-def _positions(lengths: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, bool, int]:
-    """``pos`` for segments of ``lengths``; whether the dates increase inside every segment
-    (False as soon as one goes back); the first row repeating its previous date, or -1."""
-    pos = np.empty(dates.shape[0], dtype=np.int32)
-    repeated = -1
+def _positions(
+    lengths: np.ndarray, days: np.ndarray, pos: np.ndarray, first_repeat: np.ndarray
+) -> bool:
+    """Fill ``pos`` (each row's index inside its segment of ``lengths``) and, per segment,
+    ``first_repeat`` (the first row repeating its previous date, -1: none). False as soon as
+    the dates of a segment go back (the rest is left unfilled).
+
+    Each segment is plain loops over its slices, which LLVM vectorizes; one loop over all
+    rows with a running row counter does not vectorize and is about 4× slower.
+    """
     row = 0
-    for length in lengths:
-        for k in range(length):
-            pos[row] = k
-            if k > 0:
-                if dates[row] < dates[row - 1]:
-                    return pos, False, -1
-                if dates[row] == dates[row - 1] and repeated < 0:
-                    repeated = row
-            row += 1
-    return pos, True, repeated
+    for s in range(lengths.shape[0]):
+        n = lengths[s]
+        day, at = days[row : row + n], pos[row : row + n]
+        for k in range(n):
+            at[k] = k
+        back, same = 0, 0
+        for k in range(1, n):
+            back += day[k] < day[k - 1]
+            same += day[k] == day[k - 1]
+        if back:
+            return False
+        first_repeat[s] = -1
+        if same:
+            for k in range(1, n):
+                if day[k] == day[k - 1]:
+                    first_repeat[s] = row + k
+                    break
+        row += n
+    return True
 
 
 @njit(cache=True, nogil=True)
 def _segment_stats(
-    lengths: np.ndarray, dates: np.ndarray, bad: np.ndarray, lo: int, hi: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per segment: rows dated ``lo … hi``, the first row repeating a date (-1: none), the
-    number of ``bad`` rows and the first of them (-1: none)."""
-    count = lengths.shape[0]
-    in_range = np.zeros(count, dtype=np.int64)
-    first_repeat = np.full(count, -1, dtype=np.int64)
-    n_bad = np.zeros(count, dtype=np.int64)
-    first_bad = np.full(count, -1, dtype=np.int64)
+    lengths: np.ndarray,
+    days: np.ndarray,
+    lo: int,
+    hi: int,
+    prices: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    volume: np.ndarray,
+    in_range: np.ndarray,
+    n_bad: np.ndarray,
+    first_bad: np.ndarray,
+) -> None:
+    """Per segment: the rows dated ``lo … hi``, the number of bad rows and the first of them
+    (-1: none).
+
+    A row is bad when one of the ``prices`` (open, high, low, close) is not finite and
+    positive, the ``volume`` is not finite and non-negative, or high < low; an empty array
+    is a column that was not loaded, NaN a missing value. The counts per column are plain
+    (vectorized) loops; bars are nearly always clean, and only a segment with a bad row is
+    walked again row by row, to count a row bad in several ways once and find the first.
+    """
+    high, low = prices[1], prices[2]
+    high_low = high.shape[0] > 0 and low.shape[0] > 0
     row = 0
-    for s in range(count):
-        for k in range(lengths[s]):
-            day = dates[row]
-            if lo <= day <= hi:
-                in_range[s] += 1
-            if k > 0 and day == dates[row - 1] and first_repeat[s] < 0:
-                first_repeat[s] = row
-            if bad.shape[0] and bad[row]:
-                n_bad[s] += 1
-                if first_bad[s] < 0:
-                    first_bad[s] = row
-            row += 1
-    return in_range, first_repeat, n_bad, first_bad
+    for s in range(lengths.shape[0]):
+        n = lengths[s]
+        day = days[row : row + n]
+        inside = 0
+        for k in range(n):
+            inside += (day[k] >= lo) & (day[k] <= hi)
+        bad = 0
+        for price in prices:
+            if price.shape[0]:
+                x = price[row : row + n]
+                for k in range(n):
+                    bad += not ((x[k] > 0.0) & (x[k] < np.inf))
+        if volume.shape[0]:
+            x = volume[row : row + n]
+            for k in range(n):
+                bad += not ((x[k] >= 0.0) & (x[k] < np.inf))
+        if high_low:
+            x, y = high[row : row + n], low[row : row + n]
+            for k in range(n):
+                bad += not (x[k] >= y[k])
+        first = -1
+        if bad:
+            bad = 0
+            for i in range(row, row + n):
+                ok = True
+                for price in prices:
+                    if price.shape[0]:
+                        ok &= 0.0 < price[i] < np.inf
+                if volume.shape[0]:
+                    ok &= 0.0 <= volume[i] < np.inf
+                if high_low:
+                    ok &= high[i] >= low[i]
+                if not ok:
+                    bad += 1
+                    if first < 0:
+                        first = i
+        in_range[s], n_bad[s], first_bad[s] = inside, bad, first
+        row += n
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _add(total: float, carry: float, value: float) -> tuple[float, float]:
-    """Neumaier's compensated addition: ``total + carry`` tracks the exact sum closely."""
+def _two_sum(total: float, carry: float, value: float) -> tuple[float, float]:
+    """Compensated addition (Knuth's TwoSum): ``total + value`` rounded, and its rounding
+    error, exact, added to ``carry`` — ``total + carry`` tracks the exact sum closely.
+
+    Branch-free; the error is the very one Neumaier's branchy form computes, so the sums are
+    the same to the last bit. Not faster: the SMA kernel waits on its two dependent
+    additions per bar (``total + value``, then ``- old``) whichever way the error is found.
+    """
     t = total + value
-    if abs(total) >= abs(value):
-        carry += (total - t) + value
-    else:
-        carry += (value - t) + total
-    return t, carry
+    back = t - total
+    return t, carry + ((total - (t - back)) + (value - back))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _finite_or_nan(x: float) -> float:
+    return x if np.isfinite(x) else np.nan
 
 
 @njit(cache=True, nogil=True)
-def _rolling_mean(values: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+def _rolling_mean(values: np.ndarray, pos: np.ndarray, out: np.ndarray, n: int) -> None:
     """Mean of the last ``n`` values of the segment; NaN until ``n`` values are in, while a
     NaN is inside the window, and where the mean overflows. The window sum is compensated
     and restarted at every segment, so a value does not depend on the segments before it."""
-    out = np.empty(values.shape[0])
     total, carry, nans = 0.0, 0.0, 0
     for i in range(values.shape[0]):
         if pos[i] == 0:
@@ -128,16 +191,15 @@ def _rolling_mean(values: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
         if np.isnan(value):
             nans += 1
         else:
-            total, carry = _add(total, carry, value)
+            total, carry = _two_sum(total, carry, value)
         if pos[i] >= n:
             old = values[i - n]
             if np.isnan(old):
                 nans -= 1
             else:
-                total, carry = _add(total, carry, -old)
+                total, carry = _two_sum(total, carry, -old)
         mean = (total + carry) / n
         out[i] = mean if pos[i] >= n - 1 and nans == 0 and np.isfinite(mean) else np.nan
-    return out
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -171,23 +233,29 @@ def _seeded_step(
 
 
 @njit(cache=True, nogil=True)
-def _ema(values: np.ndarray, pos: np.ndarray, n: int, alpha: float, seed_at: int) -> np.ndarray:
+def _ema(
+    values: np.ndarray, pos: np.ndarray, out: np.ndarray, n: int, alpha: float, seed_at: int
+) -> None:
     """Seeded exponential smoothing per segment (EMA: ``alpha = 2/(n+1)``, Wilder: ``1/n``)."""
-    out = np.empty(values.shape[0])
     state = np.zeros(2)
     for i in range(values.shape[0]):
         if pos[i] == 0:
             state[0], state[1] = 0.0, np.nan
-        out[i] = _seeded_step(values[i], i, values, n, alpha, seed_at, state)
-    return out
+        out[i] = _finite_or_nan(_seeded_step(values[i], i, values, n, alpha, seed_at, state))
 
 
 @njit(cache=True, nogil=True)
-def _rsi(close: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+def _rsi(
+    close: np.ndarray,
+    pos: np.ndarray,
+    out: np.ndarray,
+    gains: np.ndarray,
+    losses: np.ndarray,
+    n: int,
+) -> None:
     """indicators.technical.rsi per segment: Wilder-smoothed gains and losses of the
     bar-to-bar change, ``100 · gain / (gain + loss)`` (NaN when both are 0)."""
     size = close.shape[0]
-    gains, losses, out = np.empty(size), np.empty(size), np.empty(size)
     for i in range(size):
         change = close[i] - close[i - 1] if pos[i] > 0 else np.nan
         gains[i] = max(change, 0.0) if not np.isnan(change) else np.nan
@@ -199,19 +267,24 @@ def _rsi(close: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
         gain = _seeded_step(gains[i], i, gains, n, 1.0 / n, n, up)
         loss = _seeded_step(losses[i], i, losses, n, 1.0 / n, n, down)
         total = gain + loss
-        out[i] = 100.0 * (gain / total) if total != 0.0 else np.nan
-    return out
+        out[i] = _finite_or_nan(100.0 * (gain / total)) if total != 0.0 else np.nan
 
 
 @njit(cache=True, nogil=True)
 def _macd(
-    close: np.ndarray, pos: np.ndarray, fast: int, slow: int, signal: int, want_signal: bool
-) -> np.ndarray:
+    close: np.ndarray,
+    pos: np.ndarray,
+    out: np.ndarray,
+    line: np.ndarray,
+    fast: int,
+    slow: int,
+    signal: int,
+    want_signal: bool,
+) -> None:
     """indicators.technical.macd per segment: the line ``EMA_fast − EMA_slow`` (the fast EMA
     seeded on the slow one's seed bar) and its ``signal``-bar EMA; the line is reported only
     where the signal exists, as in TA-Lib."""
     size = close.shape[0]
-    line, out = np.empty(size), np.empty(size)
     quick, steady, smooth = np.zeros(2), np.zeros(2), np.zeros(2)
     for i in range(size):
         if pos[i] == 0:
@@ -224,21 +297,25 @@ def _macd(
             smooth[0], smooth[1] = 0.0, np.nan
         sig = _seeded_step(line[i], i, line, signal, 2.0 / (signal + 1), signal, smooth)
         if want_signal:
-            out[i] = sig
+            out[i] = _finite_or_nan(sig)
         else:
-            out[i] = line[i] if not np.isnan(sig) else np.nan
-    return out
+            out[i] = _finite_or_nan(line[i]) if not np.isnan(sig) else np.nan
 
 
 @njit(cache=True, nogil=True)
 def _atr(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, pos: np.ndarray, n: int
-) -> np.ndarray:
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    pos: np.ndarray,
+    out: np.ndarray,
+    ranges: np.ndarray,
+    n: int,
+) -> None:
     """indicators.technical.atr per segment: Wilder smoothing of the true range
     ``max(high − low, |high − prev close|, |low − prev close|)`` (missing terms skipped;
     undefined on a symbol's first bar and after a missing close)."""
     size = close.shape[0]
-    ranges, out = np.empty(size), np.empty(size)
     for i in range(size):
         prev = close[i - 1] if pos[i] > 0 else np.nan
         best = np.nan
@@ -251,8 +328,7 @@ def _atr(
     for i in range(size):
         if pos[i] == 0:
             state[0], state[1] = 0.0, np.nan
-        out[i] = _seeded_step(ranges[i], i, ranges, n, 1.0 / n, n, state)
-    return out
+        out[i] = _finite_or_nan(_seeded_step(ranges[i], i, ranges, n, 1.0 / n, n, state))
 
 
 # --- wrappers -------------------------------------------------------------------------------
@@ -272,14 +348,16 @@ def _ro(array: np.ndarray) -> np.ndarray:
 
 def _call_each_kernel() -> None:
     lengths, days = _ro(np.array([2], dtype=np.int64)), _ro(np.array([0, 1], dtype=np.int32))
-    _positions(lengths, days)
-    _segment_stats(lengths, days, _ro(np.zeros(2, dtype=np.bool_)), 0, 1)
-    ones, pos = _ro(np.ones(2)), _ro(np.array([0, 1], dtype=np.int32))
-    _rolling_mean(ones, pos, 1)
-    _ema(ones, pos, 1, 1.0, 1)
-    _rsi(ones, pos, 1)
-    _macd(ones, pos, 1, 2, 1, False)
-    _atr(ones, ones, ones, pos, 1)
+    ones, pos, out = _ro(np.ones(2)), np.empty(2, dtype=np.int32), np.empty(2)
+    _positions(lengths, days, pos, np.empty(1, dtype=np.int64))
+    counts = [np.empty(1, dtype=np.int64) for _ in range(3)]
+    _segment_stats(lengths, days, 0, 1, (ones,) * 4, ones, *counts)
+    pos = _ro(pos)
+    _rolling_mean(ones, pos, out, 1)
+    _ema(ones, pos, out, 1, 1.0, 1)
+    _rsi(ones, pos, out, np.empty(2), np.empty(2), 1)
+    _macd(ones, pos, out, np.empty(2), 1, 2, 1, False)
+    _atr(ones, ones, ones, pos, out, np.empty(2), 1)
 
 
 def load_kernels(wait: bool = False) -> None:
@@ -310,40 +388,120 @@ class Segments:
     names: pl.Series  # each segment's symbol, in order
     lengths: np.ndarray  # each segment's number of bars (int64)
     pos: np.ndarray  # each bar's index inside its segment (int32)
+    first_repeat: np.ndarray  # per segment, the first row repeating a date (-1: none; int64)
     repeated: int | None  # the first row whose date repeats the previous bar's, if any
     days: np.ndarray  # each bar's date as days since 1970-01-01 (int32)
+    # Per segment, when asked for (see segments): the bars dated lo … hi, the number of bad
+    # bars and the first of them (-1: none) — int64.
+    in_range: np.ndarray | None = None
+    n_bad: np.ndarray | None = None
+    first_bad: np.ndarray | None = None
 
 
-def segments(symbol: pl.Series, date: pl.Series) -> Segments | None:
+# Frames at least this long are worth a second thread (and the streaming engine's start-up):
+# below, the set-up costs more than it saves (a scan per symbol runs thousands of small ones).
+_PARALLEL_ROWS = 1 << 16
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_T = TypeVar("_T")
+
+
+def _side_by_side(here: Callable[[], _T], there: Callable[[], object]) -> _T:
+    """``here()`` in this thread while a helper thread runs ``there()``; both are compiled
+    loops that release the GIL, so they run on two cores. ``here()``'s result."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:  # two: Polars may run two kernels at once, each splitting in two
+            _pool = ThreadPoolExecutor(2, thread_name_prefix="breadthflow-scan")
+        pool = _pool
+    done = pool.submit(there)
+    try:
+        return here()
+    finally:
+        done.result()
+
+
+def _run_starts(symbol: pl.Series) -> np.ndarray:
+    """The rows where a run of equal symbols (or of nulls) begins.
+
+    One comparison of each symbol with the one before: about a third of what ``rle()`` and
+    ``is_sorted()`` on the strings cost; the streaming engine splits it across the cores.
+    """
+    big = symbol.len() >= _PARALLEL_ROWS
+    starts = (
+        symbol.to_frame("s")
+        .lazy()
+        .select(pl.col("s").ne_missing(pl.col("s").shift(1)).arg_true())
+        .collect(engine="streaming" if big else "in-memory")
+        .to_series()
+        .to_numpy()
+        .astype(np.int64)
+    )
+    if starts.size == 0 or starts[0] != 0:  # a leading null equals the shifted-in null
+        starts = np.concatenate((np.zeros(1, dtype=np.int64), starts))
+    return starts
+
+
+def segments(
+    symbol: pl.Series,
+    date: pl.Series,
+    dated: tuple[int, int] | None = None,
+    columns: Mapping[str, np.ndarray] | None = None,
+) -> Segments | None:
     """The segments of bars sorted by ``(symbol, date)`` (repeated dates allowed), or None
     when they are not so sorted.
 
-    Costs a sortedness check of ``symbol``, its run lengths and one pass over the dates —
-    a fraction of a sort.
+    With ``dated = (lo, hi)`` (days since 1970-01-01), also the per-segment counts of the
+    bars in that range and of the bad bars among ``columns`` — the bar columns loaded, among
+    open, high, low, close and volume (float64, NaN for a missing value). A bar is bad when
+    a price is missing, not finite or not positive, the volume is missing, not finite or
+    negative, or high < low.
+
+    Costs one comparison of each symbol with the previous one (the symbols are sorted when
+    the runs' values are) and compiled passes over the dates (and the columns), side by
+    side on two threads for large frames — a fraction of a sort.
     """
-    if symbol.len() == 0:
+    size = symbol.len()
+    if size == 0:
         empty = np.empty(0, dtype=np.int32)
-        return Segments(symbol.head(0), empty.astype(np.int64), empty, None, empty)
-    if not symbol.is_sorted():
+        none = empty.astype(np.int64)
+        counts = (none, none, none) if dated is not None else (None, None, None)
+        return Segments(symbol.head(0), none, empty, none, None, empty, *counts)
+    starts = _run_starts(symbol)
+    names = symbol.gather(starts)
+    if not names.is_sorted():
         return None
-    runs = symbol.rle()
-    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
-    days = date.cast(pl.Date).to_physical().to_numpy()
-    pos, ordered, repeated = _positions(_ro(lengths), _ro(days))
+    lengths = _ro(np.diff(starts, append=size))
+    days = _ro(date.cast(pl.Date).to_physical().to_numpy())
+    # Allocated by numpy, not inside the kernel: numpy asks for huge pages for large arrays,
+    # numba's allocator does not, and faulting in 4 KiB pages costs more than the loop.
+    pos = np.empty(size, dtype=np.int32)
+    first_repeat = np.empty(lengths.shape[0], dtype=np.int64)
+    counts: tuple[np.ndarray | None, ...] = (None, None, None)
+    if dated is None:
+        ordered = _positions(lengths, days, pos, first_repeat)
+    else:
+        counts = tuple(np.empty(lengths.shape[0], dtype=np.int64) for _ in range(3))
+        absent = _ro(np.empty(0))
+        given = columns or {}
+        prices = tuple(_ro(given[c]) if c in given else absent
+                       for c in ("open", "high", "low", "close"))  # fmt: skip
+        volume = _ro(given["volume"]) if "volume" in given else absent
+        lo, hi = dated
+
+        def stats() -> None:
+            _segment_stats(lengths, days, lo, hi, prices, volume, *counts)
+
+        if size >= _PARALLEL_ROWS:
+            ordered = _side_by_side(lambda: _positions(lengths, days, pos, first_repeat), stats)
+        else:
+            stats()
+            ordered = _positions(lengths, days, pos, first_repeat)
     if not ordered:
         return None
-    names = runs.struct.field("value")
-    return Segments(names, lengths, pos, None if repeated < 0 else int(repeated), days)
-
-
-def segment_stats(
-    found: Segments, bad: np.ndarray | None, lo: int, hi: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per segment: bars dated ``lo … hi`` (days since 1970-01-01), the first row repeating
-    a date (-1: none), the number of ``bad`` rows and the first (-1: none)."""
-    if bad is None:
-        bad = np.zeros(0, dtype=np.bool_)
-    return _segment_stats(_ro(found.lengths), _ro(found.days), _ro(bad), lo, hi)
+    repeats = np.flatnonzero(first_repeat >= 0)
+    repeated = int(first_repeat[repeats[0]]) if repeats.size else None
+    return Segments(names, lengths, pos, first_repeat, repeated, days, *counts)
 
 
 def masked(expr: pl.Expr, lookback: int) -> pl.Expr:
@@ -354,16 +512,35 @@ def masked(expr: pl.Expr, lookback: int) -> pl.Expr:
     return pl.when(inside).then(expr)
 
 
-def _kernel(kernel: Any, inputs: list[pl.Expr], *args: Any) -> pl.Expr:
-    """``kernel(*input arrays, pos, *args)`` as an expression; NaN and ±inf become null."""
+def _kernel(kernel: Any, inputs: list[pl.Expr], *args: Any, scratch: int = 0) -> pl.Expr:
+    """``kernel(*input arrays, pos, out, *scratch arrays, *args)`` as an expression: the
+    kernel fills ``out`` with finite values or NaN, and NaN becomes null.
+
+    ``out`` and the scratch arrays are allocated here by numpy, which asks for huge pages
+    for large arrays; allocated inside the kernel (numba's allocator, 4 KiB pages) they cost
+    more in page faults than the SMA's loop itself. A large column is cut in two at a
+    segment's start and the halves run side by side: the kernels restart at every segment,
+    so the halves give the very same values as one pass. (Polars also runs the kernels of
+    one stage side by side.)"""
 
     def run(columns: list[pl.Series]) -> pl.Series:
-        pos = columns[-1].to_numpy()
-        if pos.shape[0] and pos[0] != 0:  # the kernels look back from a segment's start
+        pos = _ro(columns[-1].to_numpy())
+        size = pos.shape[0]
+        if size and pos[0] != 0:  # the kernels look back from a segment's start
             raise RuntimeError("a per-symbol kernel was given part of a symbol's bars")
-        arrays = [c.cast(pl.Float64).to_numpy() for c in columns[:-1]]
-        out = kernel(*map(_ro, arrays), _ro(pos), *args)
-        out[~np.isfinite(out)] = np.nan
+        arrays = [_ro(c.cast(pl.Float64).to_numpy()) for c in columns[:-1]]
+        out = np.empty(size)
+        scratches = [np.empty(size) for _ in range(scratch)]
+
+        def part(lo: int, hi: int) -> None:
+            kernel(*(a[lo:hi] for a in arrays), pos[lo:hi], out[lo:hi],
+                   *(s[lo:hi] for s in scratches), *args)  # fmt: skip
+
+        mid = size // 2 - int(pos[size // 2]) if size else 0  # the segment there starts
+        if size >= _PARALLEL_ROWS and mid > 0:
+            _side_by_side(lambda: part(0, mid), lambda: part(mid, size))
+        else:
+            part(0, size)
         return pl.Series(out, nan_to_null=True)
 
     return pl.map_batches([*inputs, pl.col(POS)], run, return_dtype=pl.Float64)
@@ -381,15 +558,15 @@ def ema(x: pl.Expr, n: int) -> pl.Expr:
 
 def rsi(close: pl.Expr, n: int) -> pl.Expr:
     """indicators.technical.rsi per symbol in one pass."""
-    return _kernel(_rsi, [close], n)
+    return _kernel(_rsi, [close], n, scratch=2)
 
 
 def macd(close: pl.Expr, fast: int, slow: int, signal: int, want_signal: bool) -> pl.Expr:
     """indicators.technical.macd's line (or, with ``want_signal``, its signal line) per
     symbol in one pass."""
-    return _kernel(_macd, [close], fast, slow, signal, want_signal)
+    return _kernel(_macd, [close], fast, slow, signal, want_signal, scratch=1)
 
 
 def atr(high: pl.Expr, low: pl.Expr, close: pl.Expr, n: int) -> pl.Expr:
     """indicators.technical.atr per symbol in one pass."""
-    return _kernel(_atr, [high, low, close], n)
+    return _kernel(_atr, [high, low, close], n, scratch=1)

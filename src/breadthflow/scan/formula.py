@@ -39,7 +39,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -92,11 +92,17 @@ MAX_VALUES = 8
 # result is computed into a column and the rest builds on that (same values, same order).
 _MAX_EXPR_DEPTH = 32
 _INT = re.compile(r"\d+")
-# The in-memory engine: the per-symbol kernels (map_batches over whole columns) must see
-# every row of a column at once; Polars 2's streaming engine (the "auto" default) may cut
-# them into batches, and it fails some plans outright ("zip node received non-equal
-# length inputs", found by tests/scan/test_formula_fuzz.py).
+# The stages run on the in-memory engine: the per-symbol kernels (map_batches over whole
+# columns) must see every row of a column at once; Polars 2's streaming engine (the "auto"
+# default) may cut them into batches, and it fails some plans outright ("zip node received
+# non-equal length inputs", found by tests/scan/test_formula_fuzz.py).
 _ENGINE = "in-memory"
+# What follows the stages — the match, the date range, the filter, the value columns — is
+# row-wise over computed columns, which the streaming engine splits across the cores: about
+# half the time of the in-memory engine, which evaluates an expression on one thread
+# (12.6 million bars, two cores). Below _STREAMING_ROWS its start-up costs more than it
+# saves (a scan per symbol runs thousands of small evaluations).
+_STREAMING_ROWS = 1 << 16
 _KEYS = ("symbol", "date")
 
 
@@ -194,7 +200,7 @@ class Formula:
                 program.match.fill_null(False).alias("match"),
                 *(expr.cast(pl.Float64).alias(name) for name, expr in program.values),
             )
-            .collect(engine=_ENGINE)
+            .collect(engine=_row_engine(bars))
         )
 
     def matches(
@@ -216,7 +222,7 @@ class Formula:
         """
         program = self._program
         assert program.match is not None
-        keep = program.match.fill_null(False)
+        keep = program.match  # the filter drops a null like a false
         if start is not None:
             keep = keep & (pl.col("date") >= start)
         if end is not None:
@@ -225,21 +231,26 @@ class Formula:
             self._staged(bars, breadth)
             .filter(keep)
             .select(*_KEYS, *(expr.cast(pl.Float64).alias(name) for name, expr in program.values))
-            .collect(engine=_ENGINE)
+            .collect(engine=_row_engine(bars))
         )
 
     def _staged(self, bars: pl.DataFrame, breadth: pl.DataFrame | None) -> pl.LazyFrame:
-        """The prepared bars with every stage's columns added (lazily)."""
+        """The prepared bars with every stage's columns computed (as a lazy frame over them,
+        for the row-wise rest)."""
         program = self._program
         frame = _prepare(
             bars, self.fields, self.breadth_series, breadth, positions_needed=program.segmented
         ).lazy()
         if program.broadcast:
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(_ONE))
-        for stage in program.stages:
-            if stage:
-                frame = frame.with_columns(stage)
-        return frame
+        stages = [stage for stage in program.stages if stage]
+        for stage in stages:
+            frame = frame.with_columns(stage)
+        return frame.collect(engine=_ENGINE).lazy() if stages else frame
+
+
+def _row_engine(bars: pl.DataFrame) -> Literal["streaming", "in-memory"]:
+    return "streaming" if bars.height >= _STREAMING_ROWS else _ENGINE
 
 
 def compile_formula(text: str) -> Formula:
@@ -309,9 +320,16 @@ def _suggest(name: str, known: list[str]) -> str | None:
     return close[0] if close else None
 
 
+_INF = float("inf")
+
+
 def _finite(expr: pl.Expr) -> pl.Expr:
-    """Null where ``expr`` is ±inf or NaN (division by zero, overflow)."""
-    return pl.when(expr.is_finite()).then(expr)
+    """Null where ``expr`` is ±inf or NaN (division by zero, overflow).
+
+    Two comparisons: together faster than Polars' ``is_finite``. NaN fails ``< inf``, as
+    Polars orders NaN above every number.
+    """
+    return pl.when((expr < _INF) & (expr > -_INF)).then(expr)
 
 
 _COMPARE = {
