@@ -398,12 +398,31 @@ def test_a_snapshot_that_fails_to_read_falls_back_to_the_partitions(
     lake.refresh_snapshot(Timeframe.D1)
     expected = plain.read(None, Timeframe.D1)
 
-    def unreadable(*args: object, **kwargs: object) -> pl.DataFrame:
+    def unreadable(*args: object) -> pl.DataFrame:
         raise OSError("input/output error")
 
-    monkeypatch.setattr(_snapshot.pl, "read_parquet", unreadable)
+    monkeypatch.setattr(_snapshot, "_read_rows", unreadable)
     with caplog.at_level(logging.WARNING, logger=_snapshot.__name__):
         frame, opened = lake.read_opening(None, Timeframe.D1)
     assert opened == SYMBOLS
     assert_frame_equal(frame, expected)
     assert "input/output error" in caplog.text
+
+
+def test_a_read_of_part_of_the_universe_decodes_only_that_part_of_the_snapshot(
+    lakes: tuple[Spy, LocalLake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake, plain = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    spans = []
+    original = _snapshot._read_rows
+
+    def spy(path: Path, columns: list[str], first: int, count: int) -> pl.DataFrame:
+        spans.append((first, count))
+        return original(path, columns, first, count)
+
+    monkeypatch.setattr(_snapshot, "_read_rows", spy)
+    wanted = SYMBOLS[3:9]
+    frame, opened = lake.read_opening(wanted, Timeframe.D1, columns=["close"])
+    assert opened == [] and spans == [(3 * 40, 6 * 40)]
+    assert_frame_equal(frame, plain.read(wanted, Timeframe.D1, columns=["close"]))

@@ -430,14 +430,19 @@ def _assemble(
     paths = [p for p, _ in entries.values()]
     stale = [i for fresh, a, b in plan.runs if not fresh for i in range(a, b)]
     snapshot = None
+    base = 0  # the snapshot's row number of the first row read
     if plan.fresh:
         assert manifest is not None
+        # Only the rows from the first to the last wanted symbol: the reader skips the row
+        # groups outside (a universe scanned in chunks reads each part once).
+        spans = [(first, last) for fresh, first, last in plan.runs if fresh]
+        base, end = spans[0][0], spans[-1][1]
         try:
-            snapshot = pl.read_parquet(path, columns=columns)
+            snapshot = _read_rows(path, columns, base, end - base)
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise _Unreadable(str(exc)) from exc
-        if snapshot.height != manifest.rows:
-            raise _Unreadable(f"{snapshot.height} rows, its manifest says {manifest.rows}")
+        if snapshot.height != end - base:
+            raise _Unreadable(f"{snapshot.height} rows where its manifest says {end - base}")
     parts = read_partitions([paths[i] for i in stale], columns) if stale else None
     part_rows: dict[str, tuple[int, int]] = {}
     if parts is not None and parts.height:
@@ -452,7 +457,7 @@ def _assemble(
     for fresh, first, last in plan.runs:
         if fresh:
             assert snapshot is not None
-            pieces.append(snapshot.slice(first, last - first))
+            pieces.append(snapshot.slice(first - base, last - first))
             continue
         for i in range(first, last):
             found = part_rows.get(symbols[i])
@@ -463,6 +468,11 @@ def _assemble(
         schema = bar_schema(timeframe)
         return pl.DataFrame(schema={c: schema[c] for c in columns})
     return pl.concat(pieces, how="vertical", rechunk=False) if len(pieces) > 1 else pieces[0]
+
+
+def _read_rows(path: Path, columns: list[str], first: int, count: int) -> pl.DataFrame:
+    """Rows ``first … first + count`` of the snapshot file."""
+    return pl.scan_parquet(path).select(columns).slice(first, count).collect()
 
 
 class _Unreadable(Exception):
