@@ -426,3 +426,21 @@ def test_a_read_of_part_of_the_universe_decodes_only_that_part_of_the_snapshot(
     frame, opened = lake.read_opening(wanted, Timeframe.D1, columns=["close"])
     assert opened == [] and spans == [(3 * 40, 6 * 40)]
     assert_frame_equal(frame, plain.read(wanted, Timeframe.D1, columns=["close"]))
+
+
+def test_every_rewrite_of_a_partition_moves_its_time_forward_even_on_a_coarse_clock(
+    lakes: tuple[Spy, LocalLake],
+) -> None:
+    """Partition versions are told apart by (size, mtime): a rewrite landing in the same
+    clock tick as the version before (or behind it) still gets a later time."""
+    lake, plain = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    part = lake.path / "bars" / "timeframe=1d" / "symbol=S05" / "part-0.parquet"
+    ahead = part.stat().st_mtime_ns + 3_600 * 10**9  # the previous version "an hour later"
+    os.utime(part, ns=(ahead, ahead))
+    lake.refresh_snapshot(Timeframe.D1)  # records that identity
+    lake.upsert(make_bars(["S05"], count=40, seed=55), Timeframe.D1)
+    assert part.stat().st_mtime_ns == ahead + 1
+    frame, opened = lake.read_opening(None, Timeframe.D1)
+    assert opened == ["S05"]
+    assert_frame_equal(frame, plain.read(None, Timeframe.D1))

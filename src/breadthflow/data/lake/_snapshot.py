@@ -8,12 +8,13 @@ The snapshot is that consolidated file, kept next to the partitions::
     bars/timeframe=1d/_snapshot.parquet     every symbol's bars, sorted by (symbol, date)
 
 The partitions stay the truth. The snapshot's footer carries a manifest: for each symbol,
-its row count and the identity of the partition file it was copied from (inode, size,
-modification time in ns — a partition is replaced by renaming a new file over it, so any
-rewrite changes the identity). A read stats the partitions it needs — as it does anyway to
-find them — and takes a symbol from the snapshot only when its partition is the very file
-the snapshot copied; changed or new symbols come from their partitions, deleted ones are
-not read. A stale snapshot is therefore never wrong, only slower.
+its row count and the identity of the partition file it was copied from (size and
+modification time in ns; the lake moves a partition's time forward on every rewrite, even
+where the filesystem's clock is coarse, so any rewrite changes the identity). A read
+stats the partitions it needs — as it does anyway to find them — and takes a symbol from
+the snapshot only when its partition is the very file the snapshot copied; changed or new
+symbols come from their partitions, deleted ones are not read. A stale snapshot is
+therefore never wrong, only slower.
 
 :meth:`Snapshots.refresh` (run after a fetch, or ``breadthflow data snapshot``) rewrites the
 snapshot from the old one plus the changed partitions, aside and renamed into place, so a
@@ -44,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
@@ -51,10 +53,11 @@ from breadthflow.core.errors import BackendUnavailableError, DataError
 from breadthflow.core.models import Timeframe, bar_schema
 
 log = logging.getLogger(__name__)
+_LOCAL_FS = pafs.LocalFileSystem()
 
 SNAPSHOT_FILE = "_snapshot.parquet"
 MANIFEST_KEY = "breadthflow.snapshot"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: partition identities are (size, mtime_ns)
 # A read uses the snapshot when its fresh symbols number at least ``min_symbols`` and make
 # at least this share of the snapshot's rows: reading the whole file for a small slice of
 # it costs more than the few partitions.
@@ -69,8 +72,11 @@ STALE_TMP_SECONDS = 3600
 # A refresh whose partitions keep changing row counts under it gives up after this many.
 REFRESH_ATTEMPTS = 3
 
-#: (inode, size, modification time in ns) of a file: what tells two versions apart.
-Identity = tuple[int, int, int]
+#: What tells two versions of a file apart: (size, modification time in ns) for a partition
+#: — the local lake makes every rewrite of a partition move its time forward (see
+#: ``LocalLake._commit``), however coarse the filesystem's clock — and (inode, size, time)
+#: for the snapshot file itself.
+Identity = tuple[int, ...]
 #: ``{symbol: (partition path, identity)}`` in symbol order.
 Entries = Mapping[str, tuple[str, Identity]]
 #: Reads whole partitions (in the given order) → their bars, sorted by (symbol, date).
@@ -79,8 +85,18 @@ PartitionReader = Callable[[list[str], list[str]], pl.DataFrame]
 PartitionScanner = Callable[[list[str]], pl.LazyFrame]
 
 
+def partition_identities(paths: list[str]) -> list[Identity | None]:
+    """The identities of the partition files at ``paths`` (None: no such file), in one call
+    that runs without the GIL: thousands of ``os.stat`` calls from Python would each wait
+    for the GIL, which a thread loading the scan's kernels holds for long stretches."""
+    infos = _LOCAL_FS.get_file_info(paths)
+    return [
+        (info.size, info.mtime_ns) if info.type == pafs.FileType.File else None for info in infos
+    ]
+
+
 def identity(path: str | os.PathLike[str]) -> Identity | None:
-    """The identity of the regular file at ``path``, or None when there is none."""
+    """The identity of the regular file at ``path`` (the snapshot), or None."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -489,7 +505,7 @@ def _read_manifest(path: Path, file: Identity) -> Manifest:
         raise ValueError(f"manifest version {data.get('version')!r}, expected {FORMAT_VERSION}")
     symbols = tuple(str(s) for s in data["symbols"])
     offsets = np.asarray(data["offsets"], dtype=np.int64)
-    sources = tuple((int(a), int(b), int(c)) for a, b, c in data["sources"])
+    sources = tuple((int(size), int(mtime)) for size, mtime in data["sources"])
     if not (len(offsets) == len(symbols) + 1 == len(sources) + 1):
         raise ValueError("manifest lists differ in length")
     if offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] != meta.num_rows:

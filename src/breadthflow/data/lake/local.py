@@ -40,7 +40,13 @@ from breadthflow.data.lake._base import (
     encode_parquet,
     short_reason,
 )
-from breadthflow.data.lake._snapshot import Entries, Identity, SnapshotReport, Snapshots, identity
+from breadthflow.data.lake._snapshot import (
+    Entries,
+    Identity,
+    SnapshotReport,
+    Snapshots,
+    partition_identities,
+)
 
 # Waiting longer than this for another writer of the same partition means it is stuck.
 LOCK_TIMEOUT_SECONDS = 300.0
@@ -131,13 +137,8 @@ class LocalLake(ParquetLake):
             return _partition_entries(folder)
         if isinstance(symbols, str):  # a lone "AAPL" is one symbol, not four
             symbols = [symbols]
-        found: dict[str, tuple[str, Identity]] = {}
-        for symbol in sorted({normalize_symbol(s) for s in symbols}):
-            path = f"{folder}/symbol={symbol}/{PART_FILE}"
-            key = identity(path)
-            if key is not None:
-                found[symbol] = (path, key)
-        return found
+        wanted = sorted({normalize_symbol(s) for s in symbols})
+        return _with_identities(wanted, [f"{folder}/symbol={s}/{PART_FILE}" for s in wanted])
 
     def _read_bars(
         self,
@@ -266,9 +267,16 @@ class LocalLake(ParquetLake):
         else:  # only a folder that already existed can hold a dead writer's temp file
             _remove_stale_tmp(folder, keep=tmp)
         try:
+            previous = _mtime_ns(path)
             with os.fdopen(fd, "wb") as file:
                 _write_bytes(file, data)
                 file.flush()
+                # Every version of a partition gets a later modification time than the one
+                # it replaces, even on a filesystem whose clock ticks coarsely: the read
+                # snapshot tells versions apart by (size, mtime). Set before the fsync.
+                written = os.fstat(file.fileno()).st_mtime_ns
+                if previous is not None and written <= previous:
+                    os.utime(file.fileno(), ns=(written, previous + 1))
                 # Data must be on disk before the rename, or a power cut could leave the
                 # new name pointing at an empty file. (The folder itself is not fsynced:
                 # atomicity does not need it, and at worst a power cut forgets the very
@@ -281,6 +289,13 @@ class LocalLake(ParquetLake):
             raise
 
 
+def _mtime_ns(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _partition_entries(folder: str) -> dict[str, tuple[str, Identity]]:
     """``{symbol: (path, identity)}`` of the ``symbol=…/part-0.parquet`` files under one
     timeframe folder, sorted by symbol; folders without a partition file (a crashed first
@@ -290,16 +305,19 @@ def _partition_entries(folder: str) -> dict[str, tuple[str, Identity]]:
             names = [entry.name for entry in entries]
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    found: dict[str, tuple[str, Identity]] = {}
+    symbols, paths = [], []
     for name in sorted(names):
         match = _SYMBOL_DIR.match(name)
-        if match is None:
-            continue
-        path = f"{folder}/{name}/{PART_FILE}"
-        key = identity(path)
-        if key is not None:
-            found[match["symbol"]] = (path, key)
-    return found
+        if match is not None:
+            symbols.append(match["symbol"])
+            paths.append(f"{folder}/{name}/{PART_FILE}")
+    return _with_identities(symbols, paths)
+
+
+def _with_identities(symbols: list[str], paths: list[str]) -> dict[str, tuple[str, Identity]]:
+    """``{symbol: (path, identity)}`` for the paths that are partition files."""
+    keys = partition_identities(paths)
+    return {s: (p, k) for s, p, k in zip(symbols, paths, keys, strict=True) if k is not None}
 
 
 def _split(items: list[str], groups: int, minimum: int) -> list[list[str]]:
