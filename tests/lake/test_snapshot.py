@@ -444,3 +444,17 @@ def test_every_rewrite_of_a_partition_moves_its_time_forward_even_on_a_coarse_cl
     frame, opened = lake.read_opening(None, Timeframe.D1)
     assert opened == ["S05"]
     assert_frame_equal(frame, plain.read(None, Timeframe.D1))
+
+
+def test_an_unreadable_partition_stops_the_refresh_with_one_line_and_keeps_the_old_snapshot(
+    lakes: tuple[Spy, LocalLake],
+) -> None:
+    lake, _ = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    before = snapshot_file(lake).read_bytes()
+    part = lake.path / "bars" / "timeframe=1d" / "symbol=S09" / "part-0.parquet"
+    part.write_bytes(b"PAR1 garbage PAR1")
+    with pytest.raises(DataError) as caught:
+        lake.refresh_snapshot(Timeframe.D1)
+    assert "\n" not in str(caught.value)
+    assert snapshot_file(lake).read_bytes() == before

@@ -350,14 +350,18 @@ class Snapshots:
         _remove_stale_tmp(folder)
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}{SNAPSHOT_FILE}"
         try:
-            pl.concat(pieces, how="vertical").select(columns).sink_parquet(
-                tmp,
-                compression=COMPRESSION,
-                statistics=True,
-                row_group_size=ROW_GROUP_ROWS,
-                metadata={MANIFEST_KEY: json.dumps(document, separators=(",", ":"))},
-                maintain_order=True,
-            )
+            try:
+                pl.concat(pieces, how="vertical").select(columns).sink_parquet(
+                    tmp,
+                    compression=COMPRESSION,
+                    statistics=True,
+                    row_group_size=ROW_GROUP_ROWS,
+                    metadata={MANIFEST_KEY: json.dumps(document, separators=(",", ":"))},
+                    maintain_order=True,
+                )
+            except pl.exceptions.PolarsError as exc:  # an unreadable partition, most likely
+                reason = " ".join(str(exc).split())[:240]
+                raise DataError(f"lake snapshot {path} not written: {reason}") from exc
             # A partition rewritten between the count and the copy may have changed its
             # number of rows, which would shift every later symbol: check before use.
             written = pl.read_parquet(tmp, columns=["symbol"]).get_column("symbol").rle()
