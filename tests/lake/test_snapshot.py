@@ -458,3 +458,15 @@ def test_an_unreadable_partition_stops_the_refresh_with_one_line_and_keeps_the_o
         lake.refresh_snapshot(Timeframe.D1)
     assert "\n" not in str(caught.value)
     assert snapshot_file(lake).read_bytes() == before
+
+
+def test_a_refresh_counting_partitions_in_small_groups_writes_the_same_snapshot(
+    lakes: tuple[Spy, LocalLake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake, plain = lakes
+    monkeypatch.setattr(_snapshot, "COUNT_GROUP", 5)  # 12 partitions: groups of 5, 5, 2
+    report = lake.refresh_snapshot(Timeframe.D1)
+    assert report is not None and (report.status, report.rows) == ("written", 480)
+    frame, opened = lake.read_opening(None, Timeframe.D1)
+    assert opened == []
+    assert_frame_equal(frame, plain.read(None, Timeframe.D1))

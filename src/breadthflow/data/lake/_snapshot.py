@@ -71,6 +71,8 @@ TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
 # A refresh whose partitions keep changing row counts under it gives up after this many.
 REFRESH_ATTEMPTS = 3
+# Changed partitions are counted this many at a time before a refresh copies them.
+COUNT_GROUP = 500
 
 #: What tells two versions of a file apart: (size, modification time in ns) for a partition
 #: — the local lake makes every rewrite of a partition move its time forward (see
@@ -297,10 +299,12 @@ class Snapshots:
         paths = [p for p, _ in entries.values()]
         stale = [i for fresh, a, b in plan.runs if not fresh for i in range(a, b)]
         counts: dict[str, int] = {}
-        if stale:
-            # What the changed partitions hold, read once: every run's rows, and the check
-            # that they are one symbol per partition in date order, as the offsets assume.
-            keys = read_partitions([paths[i] for i in stale], ["symbol", "date"])
+        # What the changed partitions hold, read ahead of the copy (in groups, so memory
+        # stays small): every symbol's rows, and the check that each partition is one symbol
+        # in date order, as the offsets assume.
+        for group in range(0, len(stale), COUNT_GROUP):
+            chosen = stale[group : group + COUNT_GROUP]
+            keys = read_partitions([paths[i] for i in chosen], ["symbol", "date"])
             if not _in_storage_order(keys):
                 raise DataError(
                     f"lake snapshot {path} not written: a partition's bars are not in date "
@@ -308,13 +312,14 @@ class Snapshots:
                     f"{path.parent}"
                 )
             runs = keys.get_column("symbol").rle()
-            counts = dict(zip(runs.struct.field("value").to_list(),
-                              runs.struct.field("len").to_list(), strict=True))  # fmt: skip
-            if not counts.keys() <= {symbols[i] for i in stale}:
+            found = dict(zip(runs.struct.field("value").to_list(),
+                             runs.struct.field("len").to_list(), strict=True))  # fmt: skip
+            if not found.keys() <= {symbols[i] for i in chosen}:
                 raise DataError(
                     f"lake snapshot {path} not written: a partition holds bars of a symbol "
                     f"other than its own — check the files under {path.parent}"
                 )
+            counts |= found
         names: list[str] = []
         lengths: list[int] = []
         pieces: list[pl.LazyFrame] = []
