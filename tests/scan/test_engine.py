@@ -295,6 +295,27 @@ def test_summary_is_logged_at_the_end(scan_log: pytest.LogCaptureFixture) -> Non
     assert len(debug) == 4
 
 
+def test_many_failing_symbols_log_a_bounded_number_of_warnings(
+    scan_log: pytest.LogCaptureFixture,
+) -> None:
+    """A universe scanned before its bars are fetched: every error is in the result, but the
+    log gets MAX_ERROR_WARNINGS warnings and one line saying the rest went to debug."""
+    from breadthflow.scan.engine import MAX_ERROR_WARNINGS
+
+    missing = [f"M{i:03d}" for i in range(MAX_ERROR_WARNINGS + 15)]
+    engine = engine_for(make_bars({"A": CLOSES["A"]}))
+    results = engine.process_batch(job(["A", *missing]))
+    assert [r.symbol for r in results if r.error] == missing
+    records = [r for r in scan_log.records if r.name == "breadthflow.scan"]
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert len(warnings) == MAX_ERROR_WARNINGS + 1
+    assert all("no 1d bars" in w for w in warnings[:MAX_ERROR_WARNINGS])
+    assert f"more than {MAX_ERROR_WARNINGS} symbols failed" in warnings[-1]
+    quiet = [r.getMessage() for r in records if r.levelno == logging.DEBUG and "no 1d" in
+             r.getMessage()]  # fmt: skip
+    assert len(quiet) == 15
+
+
 # -- warm-up, selection, chunking -----------------------------------------------------------------
 
 

@@ -140,6 +140,9 @@ __all__ = [
 
 LOGGER_NAME = "breadthflow.scan"
 DEFAULT_CHUNK_SIZE = 10_000
+# Errors logged one warning each; past this, one line says so and the rest go to debug (a
+# universe scanned before its bars are fetched would otherwise flood a server's log).
+MAX_ERROR_WARNINGS = 20
 # A cross-sectional formula is evaluated over the whole job at once; above this many symbols
 # that is refused rather than risking memory (≈ 30 kB per symbol and year of daily bars).
 MAX_CROSS_SECTION = 50_000
@@ -933,7 +936,16 @@ class _Batch:
             error = part.errors.get(symbol)
             if error is not None:
                 self._errors[symbol] = error
-                self._log.warning("scan %s: %s: %s", self.job.id, symbol, error)
+                if len(self._errors) <= MAX_ERROR_WARNINGS:
+                    self._log.warning("scan %s: %s: %s", self.job.id, symbol, error)
+                else:
+                    if len(self._errors) == MAX_ERROR_WARNINGS + 1:
+                        self._log.warning(
+                            "scan %s: more than %d symbols failed — the rest are logged at "
+                            "debug level; the scan's result lists every error",
+                            self.job.id, MAX_ERROR_WARNINGS,
+                        )  # fmt: skip
+                    self._log.debug("scan %s: %s: %s", self.job.id, symbol, error)
             else:
                 self._log.debug(
                     "scan %s: %s: %d matches in %.1f ms",
