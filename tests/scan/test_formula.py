@@ -772,6 +772,13 @@ SEGMENTED = [
     "macd(close, 3, 6)",
     "macd_signal(close, 3, 6, 2)",
     "atr(3)",
+    "wma(close, 4)",
+    "wma(close, 1)",
+    "stdev(close, 4)",
+    "stdev(close, 1)",
+    "bb_upper(close, 5, 2)",
+    "bb_lower(close, 5, 1.5)",
+    "bb_upper(volume, 3, 0)",
     "highest(close, 4)",
     "lowest(low, 4)",
     "roc(close, 3)",
@@ -782,7 +789,16 @@ SEGMENTED = [
     "barssince(close > close[1])",
     "barssince(crosses_above(close, sma(close, 3)))",
     "barssince(not crosses_below(close, open))",
+    "stdev(wma(close, 3), 4)",
+    "bb_lower(stdev(close, 2), 3, 1)",
 ]
+
+
+def test_every_per_symbol_function_runs_in_one_pass_and_is_compared_here():
+    per_symbol = {f.name for f in FUNCTIONS.values() if f.over == "symbol"}
+    assert {f.name for f in FUNCTIONS.values() if f.segmented is not None} == per_symbol
+    used = {name for name in per_symbol for expr in SEGMENTED if f"{name}(" in expr}
+    assert used == per_symbol
 
 
 def ragged_universe() -> pl.DataFrame:

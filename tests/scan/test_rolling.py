@@ -1,11 +1,14 @@
-"""The compiled loops of breadthflow.scan._rolling against plain Python loops, and the
-parallel paths (a kernel cut in two, side-by-side passes, the streaming engine) against the
-serial ones: the same numbers, to the last bit."""
+"""The compiled loops of breadthflow.scan._rolling against plain Python loops (for the WMA
+and σ, in exact arithmetic: 2 ulps, 1e-14), and the parallel paths (a kernel cut in two,
+side-by-side passes, the streaming engine) against the serial ones: the same numbers, to
+the last bit."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import statistics
+from fractions import Fraction
 
 import numpy as np
 import polars as pl
@@ -113,6 +116,141 @@ def test_the_sma_kernel_restarts_at_every_segment():
         row += length
 
 
+# --- the WMA, standard deviation and Bollinger kernels --------------------------------------
+
+
+def kernel(name: str, values: np.ndarray, pos: np.ndarray, *args: object) -> np.ndarray:
+    out = np.empty(values.shape[0])
+    getattr(_rolling, name)(_rolling._ro(values), _rolling._ro(pos), out, *args)
+    return out
+
+
+def exact_windows(values: np.ndarray, lengths: np.ndarray, n: int):
+    """Per full window without NaN: its row and its values as exact fractions."""
+    row = 0
+    for length in lengths:
+        for k in range(n - 1, length):
+            window = values[row + k - n + 1 : row + k + 1]
+            if not np.isnan(window).any():
+                yield row + k, [Fraction(float(v)) for v in window]
+        row += length
+
+
+def exact_wma(window: list[Fraction]) -> float:
+    n = len(window)
+    return float(sum((j + 1) * v for j, v in enumerate(window)) / Fraction(n * (n + 1), 2))
+
+
+def exact_sigma(window: list[Fraction]) -> float:
+    """The population standard deviation, correctly rounded (from the exact variance)."""
+    return statistics.pstdev(window)
+
+
+def expect_nan_where_a_window_is_short_or_has_a_nan(got, values, lengths, n) -> np.ndarray:
+    full = np.zeros(values.shape[0], dtype=bool)
+    full[[row for row, _ in exact_windows(values, lengths, n)]] = True
+    assert np.array_equal(np.isnan(got), ~full)
+    return full
+
+
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_the_wma_kernel_is_the_exact_weighted_mean_rounded(n):
+    rng = np.random.default_rng(30 + n)
+    lengths = ragged_lengths(rng, 60, 90)
+    values = prices_with_gaps(rng, int(lengths.sum()))
+    values[: lengths[:6].sum()] = rng.normal(0, 1, lengths[:6].sum())  # both signs
+    got = kernel("_rolling_wma", values, positions(lengths), n)
+    expect_nan_where_a_window_is_short_or_has_a_nan(got, values, lengths, n)
+    for row, window in exact_windows(values, lengths, n):
+        want = exact_wma(window)
+        assert abs(got[row] - want) <= 2 * np.spacing(abs(want)), (row, got[row], want)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 20])
+@pytest.mark.parametrize("move", [0.02, 1e-9])  # daily moves of 2 %, and tiny variances
+def test_the_stdev_kernel_is_the_exact_population_sigma_to_a_few_ulps(n, move):
+    """Within 1e-14 of the exact σ, however small against the price — the per-symbol
+    builder (Polars' sliding update) is off by up to 1e-4 there."""
+    rng = np.random.default_rng(40 + n)
+    lengths = ragged_lengths(rng, 60, 90)
+    size = int(lengths.sum())
+    steps = rng.normal(0, move, size)
+    steps[rng.random(size) < 0.01] = 0.05  # jumps, after which the window's σ collapses
+    values = 900 * np.exp(np.cumsum(steps))
+    values[rng.random(size) < 0.02] = np.nan
+    got = kernel("_rolling_bands", values, positions(lengths), n, 1.0, False)
+    expect_nan_where_a_window_is_short_or_has_a_nan(got, values, lengths, n)
+    for row, window in exact_windows(values, lengths, n):
+        want = exact_sigma(window)
+        assert abs(got[row] - want) <= 1e-14 * want, (row, got[row], want)
+
+
+@pytest.mark.parametrize("k", [0.0, 2.0, -1.5])
+def test_the_bollinger_kernel_is_the_sma_kernels_mean_plus_k_sigma(k):
+    rng = np.random.default_rng(50)
+    lengths = ragged_lengths(rng, 60, 90)
+    values = prices_with_gaps(rng, int(lengths.sum()))
+    pos = positions(lengths)
+    got = kernel("_rolling_bands", values, pos, 20, k, True)
+    mean = kernel_mean(values, pos, 20)
+    sigma = kernel("_rolling_bands", values, pos, 20, 1.0, False)
+    assert np.array_equal(got, mean + k * sigma, equal_nan=True)  # the very same floats
+    assert np.isfinite(got).sum() > 1000
+
+
+def test_the_wma_and_stdev_kernels_on_constant_series():
+    """σ is 0 exactly — from a series' start, and once a varying stretch has left the window
+    — and the WMA within an ulp of the constant, the same on every bar, wherever the series
+    starts."""
+    rng = np.random.default_rng(60)
+    for value in (0.1, 1.1, 123.456, 2.675, 1e8 + 0.3, 3e-5):
+        for n in (1, 3, 20, 200):
+            wmas = set()
+            for start in (0, 1, 137):
+                tail = np.full(700 - start, value)
+                pos = np.arange(tail.shape[0], dtype=np.int32)
+                wmas |= set(kernel("_rolling_wma", tail, pos, n)[n - 1 :].tolist())
+                sigma = kernel("_rolling_bands", tail, pos, n, 1.0, False)
+                assert (sigma[n - 1 :] == 0.0).all()
+                band = kernel("_rolling_bands", tail, pos, n, 2.0, True)
+                assert np.array_equal(band, kernel_mean(tail, pos, n), equal_nan=True)
+            (wma,) = wmas
+            assert abs(wma - value) <= np.spacing(value), (value, n)
+            after = np.concatenate((value * np.exp(rng.normal(0, 0.1, 300)), np.full(300, value)))
+            sigma = kernel("_rolling_bands", after, np.arange(600, dtype=np.int32), n, 1.0, False)
+            assert (sigma[300 + n - 1 :] == 0.0).all()
+
+
+def test_the_wma_and_stdev_kernels_recover_after_an_overflow():
+    """NaN where the per-symbol builders overflow too (a weighted sum beyond 1.8e308, a
+    square of a deviation), then the exact values again once the huge value has left."""
+    values = np.full(80, 100.0) + np.arange(80) % 7
+    values[30] = 1e308
+    pos, lengths = np.arange(80, dtype=np.int32), np.array([80])
+    wma = kernel("_rolling_wma", values, pos, 5)
+    sigma = kernel("_rolling_bands", values, pos, 5, 1.0, False)
+    assert np.isnan(wma[30:34]).all() and wma[34] == pytest.approx(1e308 / 15, rel=1e-15)
+    assert np.isnan(sigma[30:35]).all()
+    for row, window in exact_windows(values, lengths, 5):
+        if row >= 35:
+            assert wma[row] == pytest.approx(exact_wma(window), rel=1e-15), row
+            assert sigma[row] == pytest.approx(exact_sigma(window), rel=1e-14), row
+
+
+@pytest.mark.parametrize(("name", "args"), [("_rolling_wma", (20,)),
+                                            ("_rolling_bands", (20, 2.0, True))])  # fmt: skip
+def test_the_wma_and_bands_kernels_restart_at_every_segment(name, args):
+    rng = np.random.default_rng(3)
+    lengths = ragged_lengths(rng, 20, 200)
+    values = prices_with_gaps(rng, int(lengths.sum()))
+    together = kernel(name, values, positions(lengths), *args)
+    row = 0
+    for length in lengths:
+        alone = kernel(name, values[row : row + length], np.arange(length, dtype=np.int32), *args)
+        assert np.array_equal(together[row : row + length], alone, equal_nan=True)
+        row += length
+
+
 def bars_of(lengths: np.ndarray, rng: np.random.Generator, gaps: bool = True) -> pl.DataFrame:
     """Sorted long bars, symbols S0000…, with missing closes unless not ``gaps``."""
     symbols = np.repeat([f"S{k:04d}" for k in range(lengths.shape[0])], lengths)
@@ -141,6 +279,10 @@ PER_SYMBOL = [
     "macd(close, 3, 6)",
     "macd_signal(close, 3, 6, 2)",
     "atr(3)",
+    "wma(close, 5)",
+    "stdev(close, 5)",
+    "bb_upper(close, 5, 2)",
+    "bb_lower(close, 5, 1.5)",
 ]
 
 

@@ -7,12 +7,11 @@ Polars expression over **one group's** rows — one symbol's bars in date order 
 ``.over(...)``. Builders reuse :mod:`breadthflow.indicators.technical` (TA-Lib compatible)
 and :func:`breadthflow.signals.base.crossed_above`; nothing is re-implemented here.
 
-Most per-symbol functions also have a *segmented* builder: the same values computed in one
+Every per-symbol function also has a *segmented* builder: the same values computed in one
 pass over the whole universe sorted by ``(symbol, date)``, restarting at each symbol
 (:mod:`breadthflow.scan._rolling`), which is many times faster than splitting the frame
 into one group per symbol. A segmented builder gives the values of the per-symbol one,
-nulls included (exactly for shifts and max/min, to rounding for sums and recursions);
-``wma``, ``stdev`` and the Bollinger bands have none yet and run ``.over("symbol")``.
+nulls included (exactly for shifts and max/min, to rounding for sums and recursions).
 """
 
 from __future__ import annotations
@@ -201,7 +200,8 @@ FUNCTIONS: dict[str, Function] = {
             segmented=lambda x, n: seg.ema(x, int(n))),
         _fn("wma", "x:series n:window", "linearly weighted moving average, weight n on today",
             "w + n", "TA-Lib WMA",
-            lambda x, n: ta.wma(x, int(n)), lambda w, p: w + _n(p)),
+            lambda x, n: ta.wma(x, int(n)), lambda w, p: w + _n(p),
+            segmented=lambda x, n: seg.wma(x, int(n))),
         _fn("rsi", "x:series n:window=14", "Wilder relative strength index, 0–100",
             "w + 10n (seed weight ≈ 1e-4)", "TA-Lib RSI",
             lambda x, n: ta.rsi(x, int(n)), lambda w, p: w + WILDER_SETTLE * _n(p),
@@ -226,11 +226,13 @@ FUNCTIONS: dict[str, Function] = {
         _fn("bb_upper", "x:series n:window=20 k:constant=2",
             "upper Bollinger band: SMA_n + k·σ_n (population σ)", "w + n",
             "TA-Lib BBANDS (upper, SMA)",
-            lambda x, n, k: ta.bollinger(x, int(n), float(k))[0], lambda w, p: w + _n(p)),
+            lambda x, n, k: ta.bollinger(x, int(n), float(k))[0], lambda w, p: w + _n(p),
+            segmented=lambda x, n, k: seg.bollinger(x, int(n), float(k))),
         _fn("bb_lower", "x:series n:window=20 k:constant=2",
             "lower Bollinger band: SMA_n − k·σ_n (population σ)", "w + n",
             "TA-Lib BBANDS (lower, SMA)",
-            lambda x, n, k: ta.bollinger(x, int(n), float(k))[2], lambda w, p: w + _n(p)),
+            lambda x, n, k: ta.bollinger(x, int(n), float(k))[2], lambda w, p: w + _n(p),
+            segmented=lambda x, n, k: seg.bollinger(x, int(n), -float(k))),
         _fn("highest", "x:series n:window", "highest value of the last n bars, today included",
             "w + n", "TA-Lib MAX",
             lambda x, n: ta.highest(x, int(n)), lambda w, p: w + _n(p),
@@ -245,7 +247,8 @@ FUNCTIONS: dict[str, Function] = {
             segmented=lambda x, n: masked(ta.roc(x, int(n)), int(n))),
         _fn("stdev", "x:series n:window", "population standard deviation of the last n bars",
             "w + n", "TA-Lib STDDEV (nbdev 1)",
-            lambda x, n: x.rolling_std(int(n), ddof=0), lambda w, p: w + _n(p)),
+            lambda x, n: x.rolling_std(int(n), ddof=0), lambda w, p: w + _n(p),
+            segmented=lambda x, n: seg.stdev(x, int(n))),
         _fn("change", "x:series n:window=1", "difference from n bars ago: x − x[n]", "w + n",
             "TA-Lib MOM",
             lambda x, n: x - x.shift(int(n)), lambda w, p: w + _n(p),

@@ -12,13 +12,14 @@ Two kinds of window:
   whose window lies inside its own segment is exactly the per-symbol result, so the
   expression is computed globally and nulled where ``pos`` says the window would reach into
   the previous symbol (:func:`masked`).
-- **Running state** (the SMA's running sum; the EMA, Wilder and MACD recursions of
-  :func:`ema`, :func:`rsi`, :func:`macd`, :func:`atr`): state carried from one symbol into
-  the next would change every later value, so these kernels restart at each segment — a
-  symbol's values do not depend on which other symbols were scanned with it, nor on how the
-  universe was chunked. They follow the definitions of
-  :mod:`breadthflow.indicators.technical` (TA-Lib seeding included) and agree with them to
-  rounding (tests/scan/test_formula.py checks every one against the per-symbol builders).
+- **Running state** (the sliding sums of the SMA, :func:`wma`, :func:`stdev` and
+  :func:`bollinger`; the EMA, Wilder and MACD recursions of :func:`ema`, :func:`rsi`,
+  :func:`macd`, :func:`atr`): state carried from one symbol into the next would change
+  every later value, so these kernels restart at each segment — a symbol's values do not
+  depend on which other symbols were scanned with it, nor on how the universe was chunked.
+  They follow the definitions of :mod:`breadthflow.indicators.technical` (TA-Lib seeding
+  included) and agree with them to rounding (tests/scan/test_formula.py checks every one
+  against the per-symbol builders).
 
 Kernels take plain arrays, write into an output array the caller allocates, and release the
 GIL: Polars runs two of them side by side (e.g. ``sma(close, 200)`` and ``sma(volume, 20)``),
@@ -47,6 +48,7 @@ __all__ = [
     "POS",
     "Segments",
     "atr",
+    "bollinger",
     "ema",
     "load_kernels",
     "macd",
@@ -54,6 +56,8 @@ __all__ = [
     "rolling_mean",
     "rsi",
     "segments",
+    "stdev",
+    "wma",
 ]
 
 POS = "__pos"  # the bar's index inside its symbol's segment
@@ -200,6 +204,167 @@ def _rolling_mean(values: np.ndarray, pos: np.ndarray, out: np.ndarray, n: int) 
                 total, carry = _two_sum(total, carry, -old)
         mean = (total + carry) / n
         out[i] = mean if pos[i] >= n - 1 and nans == 0 and np.isfinite(mean) else np.nan
+
+
+# A sliding variance is a difference of sums, Σd² − (Σd)²/n with d = x − shift, which loses
+# digits as (mean − shift)² grows against σ², and as the sums, carrying rounding from the
+# larger values they once held, shrink: past either bound the sums are recomputed, with the
+# shift moved to the mean. The first bounds the error to a few ulps of σ²; the second keeps
+# the compensated sums' residue (about eps² of the largest Σd² since) far below σ².
+_OFF_CENTRE = 16.0  # (mean − shift)² / σ² above which the sums are recomputed
+_SHRUNK = 2.0**-20  # share of the largest Σd² since the last recomputation below which too
+
+
+@njit(cache=True, nogil=True)
+def _centred_sums(values: np.ndarray, lo: int, hi: int) -> tuple[float, float, float, float, float]:
+    """``(shift, Σd, its carry, Σd², its carry)`` over ``values[lo:hi]`` (no NaN), with
+    ``d = x − shift`` and the shift the window's mean, rounded.
+
+    The mean is found as an offset from the last value, which keeps the differences exact
+    for prices (Sterbenz) and gives a window of equal values that value itself, so d = 0.
+    """
+    ref = values[hi - 1]
+    offset = 0.0
+    for j in range(lo, hi):
+        offset += values[j] - ref
+    shift = ref + offset / (hi - lo)
+    s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
+    for j in range(lo, hi):
+        d = values[j] - shift
+        s1, c1 = _two_sum(s1, c1, d)
+        s2, c2 = _two_sum(s2, c2, d * d)
+    return shift, s1, c1, s2, c2
+
+
+@njit(cache=True, nogil=True)
+def _rolling_bands(
+    values: np.ndarray, pos: np.ndarray, out: np.ndarray, n: int, k: float, centred: bool
+) -> None:
+    """``mean + k·σ`` of the last ``n`` values of the segment (``centred``: a Bollinger band,
+    the mean as :func:`_rolling_mean` finds it) or ``k·σ``, σ the population standard
+    deviation (ddof 0); NaN as in :func:`_rolling_mean`.
+
+    O(1) per bar: σ comes from sliding compensated sums of ``d`` and ``d²`` (``d = x −
+    shift``), recomputed over the window (O(n)) when they no longer pin σ down to a few
+    ulps (see ``_OFF_CENTRE``) — on prices, once every one to three windows. A window of
+    equal values has σ = 0 exactly. The sums are NaN until first computed and after an
+    overflow, which recomputes them too.
+    """
+    total, carry = 0.0, 0.0
+    shift, s1, c1, s2, c2, peak = np.nan, 0.0, 0.0, 0.0, 0.0, 0.0
+    nans, same = 0, 0
+    for i in range(values.shape[0]):
+        if pos[i] == 0:
+            total, carry = 0.0, 0.0
+            shift, s1, c1, s2, c2, peak = np.nan, 0.0, 0.0, 0.0, 0.0, 0.0
+            nans, same = 0, 0
+        value = values[i]
+        same = same + 1 if pos[i] > 0 and value == values[i - 1] else 1
+        if np.isnan(value):
+            nans += 1
+        else:
+            if centred:
+                total, carry = _two_sum(total, carry, value)
+            d = value - shift
+            s1, c1 = _two_sum(s1, c1, d)
+            s2, c2 = _two_sum(s2, c2, d * d)
+        if pos[i] >= n:
+            old = values[i - n]
+            if np.isnan(old):
+                nans -= 1
+            else:
+                if centred:
+                    total, carry = _two_sum(total, carry, -old)
+                d = old - shift
+                s1, c1 = _two_sum(s1, c1, -d)
+                s2, c2 = _two_sum(s2, c2, -(d * d))
+        if s2 > peak:
+            peak = s2
+        if pos[i] < n - 1 or nans:
+            out[i] = np.nan
+            continue
+        if same >= n:
+            sigma = 0.0
+        else:
+            first = s1 + c1
+            spread = (s2 + c2) - first * first / n  # Σ(x − mean)²
+            # written so that NaN sums (not computed yet, or overflowed) fail it too
+            if not (first * first <= _OFF_CENTRE * n * spread and spread >= _SHRUNK * peak):
+                shift, s1, c1, s2, c2 = _centred_sums(values, i - n + 1, i + 1)
+                peak = s2
+                first = s1 + c1
+                spread = (s2 + c2) - first * first / n
+            sigma = np.sqrt(max(spread, 0.0) / n)
+        if centred:
+            out[i] = _finite_or_nan((total + carry) / n + k * sigma)
+        else:
+            out[i] = _finite_or_nan(k * sigma)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _times(weight: float, x: float) -> tuple[float, float]:
+    """``weight · x`` as two exact products that add up to it, for a whole ``weight`` below
+    2**26: ``x`` split into two halves of 26 bits (Veltkamp). Beyond 2**996 the split would
+    overflow, and the product is taken rounded."""
+    if abs(x) >= 2.0**996:
+        return weight * x, 0.0
+    c = 134217729.0 * x
+    hi = c - (c - x)
+    return weight * hi, weight * (x - hi)
+
+
+@njit(cache=True, nogil=True)
+def _weighted_sums(values: np.ndarray, lo: int, hi: int) -> tuple[float, float, float, float]:
+    """``(Σx, its carry, Σ j·x, its carry)`` over ``values[lo:hi]``, ``j`` = 1 … n."""
+    plain, pc, weighted, wc = 0.0, 0.0, 0.0, 0.0
+    for j in range(lo, hi):
+        high, low = _times(float(j - lo + 1), values[j])
+        weighted, wc = _two_sum(weighted, wc, high)
+        weighted, wc = _two_sum(weighted, wc, low)
+        plain, pc = _two_sum(plain, pc, values[j])
+    return plain, pc, weighted, wc
+
+
+@njit(cache=True, nogil=True)
+def _rolling_wma(values: np.ndarray, pos: np.ndarray, out: np.ndarray, n: int) -> None:
+    """Weighted mean of the last ``n`` values of the segment, weights 1 … n with n on the
+    current one (indicators.technical.wma); NaN as in :func:`_rolling_mean`.
+
+    O(1) per bar: the weighted sum slides as ``W_i = W_(i−1) + n·x_i − S_(i−1)`` (``S`` the
+    plain sum of the window), both sums compensated and ``n·x_i`` added exactly, so a value
+    is the exact weighted sum, to rounding, over ``n(n+1)/2``. A missing value counts as 0
+    in the sums (it leaves them as it came) and makes every window it is in NaN; after an
+    overflow the sums are recomputed over the window.
+    """
+    weight, scale = float(n), n * (n + 1) / 2.0
+    plain, pc, weighted, wc = 0.0, 0.0, 0.0, 0.0
+    nans = 0
+    for i in range(values.shape[0]):
+        if pos[i] == 0:
+            plain, pc, weighted, wc = 0.0, 0.0, 0.0, 0.0
+            nans = 0
+        value = values[i]
+        if np.isnan(value):
+            nans += 1
+            value = 0.0
+        high, low = _times(weight, value)
+        # n·x − S to double precision first (its small parts go to the carry), then into W:
+        # one compensated addition on W's chain per bar instead of four
+        step, error = _two_sum(high, low - pc, -plain)
+        weighted, wc = _two_sum(weighted, wc + error, step)
+        plain, pc = _two_sum(plain, pc, value)
+        if pos[i] >= n:
+            old = values[i - n]
+            if np.isnan(old):
+                nans -= 1
+            else:
+                plain, pc = _two_sum(plain, pc, -old)
+        if pos[i] < n - 1 or nans:
+            out[i] = np.nan
+            continue
+        if not (np.isfinite(weighted + wc) and np.isfinite(plain + pc)):
+            plain, pc, weighted, wc = _weighted_sums(values, i - n + 1, i + 1)
+        out[i] = _finite_or_nan((weighted + wc) / scale)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -354,6 +519,8 @@ def _call_each_kernel() -> None:
     _segment_stats(lengths, days, 0, 1, (ones,) * 4, ones, *counts)
     pos = _ro(pos)
     _rolling_mean(ones, pos, out, 1)
+    _rolling_wma(ones, pos, out, 1)
+    _rolling_bands(ones, pos, out, 1, 1.0, False)
     _ema(ones, pos, out, 1, 1.0, 1)
     _rsi(ones, pos, out, np.empty(2), np.empty(2), 1)
     _macd(ones, pos, out, np.empty(2), 1, 2, 1, False)
@@ -549,6 +716,24 @@ def _kernel(kernel: Any, inputs: list[pl.Expr], *args: Any, scratch: int = 0) ->
 def rolling_mean(x: pl.Expr, n: int) -> pl.Expr:
     """The ``n``-bar simple moving average per symbol (TA-Lib SMA) in one pass."""
     return _kernel(_rolling_mean, [x], n)
+
+
+def wma(x: pl.Expr, n: int) -> pl.Expr:
+    """indicators.technical.wma per symbol in one pass (weights 1 … n, n on the current bar)."""
+    return _kernel(_rolling_wma, [x], n)
+
+
+def stdev(x: pl.Expr, n: int) -> pl.Expr:
+    """The ``n``-bar population standard deviation (ddof 0, TA-Lib STDDEV) per symbol in one
+    pass."""
+    return _kernel(_rolling_bands, [x], n, 1.0, False)
+
+
+def bollinger(x: pl.Expr, n: int, k: float) -> pl.Expr:
+    """One of indicators.technical.bollinger's bands per symbol in one pass: ``SMA_n + k·σ_n``
+    — the upper band for ``k``, the lower one for ``−k``; the middle is :func:`rolling_mean`'s
+    SMA to the bit."""
+    return _kernel(_rolling_bands, [x], n, float(k), True)
 
 
 def ema(x: pl.Expr, n: int) -> pl.Expr:
