@@ -215,6 +215,11 @@ def test_a_fetch_refreshes_the_read_snapshot_and_data_snapshot_reports_it(capsys
     assert (status["usable"], status["symbols"], status["fresh"], status["stale"]) == (
         True, 8, 8, 0,
     )  # fmt: skip
+    summary = json.loads(run_cli(capsys, "data", "summary", "--format", "json").out)
+    (daily,) = summary["timeframes"]
+    assert (daily["snapshot"]["symbols"], daily["snapshot"]["fresh"]) == (8, 8)
+    table = run_cli(capsys, "data", "summary")
+    assert "8 of 8 symbols fresh" in table.out
     # Nothing changed since the fetch: the command leaves the file as it is.
     again = json.loads(run_cli(capsys, "data", "snapshot", "--format", "json").out)
     assert (again["status"], again["reused"], again["reread"]) == ("unchanged", 8, 0)
@@ -230,3 +235,5 @@ def test_with_snapshots_off_no_snapshot_is_written(capsys, monkeypatch):
     result = run_cli(capsys, "data", "snapshot", "--format", "json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["exists"] is False
+    summary = json.loads(run_cli(capsys, "data", "summary", "--format", "json").out)
+    assert summary["timeframes"][0]["snapshot"] is None

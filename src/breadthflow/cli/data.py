@@ -153,9 +153,17 @@ def summary(fmt: FormatOpt = Format.table) -> None:
             markup=False,
         )
     else:
-        emit_rows(result["timeframes"], fmt, title="Stored bars")
+        rows = [{**row, "snapshot": _snapshot_cell(row.get("snapshot"))}
+                for row in result["timeframes"]]  # fmt: skip
+        emit_rows(rows, fmt, title="Stored bars")
     if result["recent_fetches"]:
         emit_rows([_fetch_row(f) for f in result["recent_fetches"]], fmt, title="Recent fetches")
+
+
+def _snapshot_cell(snapshot: dict | None) -> str:
+    if not snapshot:
+        return "—"
+    return f"{snapshot['fresh']:,} of {snapshot['fresh'] + snapshot['stale']:,} symbols fresh"
 
 
 def _fetch_row(fetch: dict) -> dict:

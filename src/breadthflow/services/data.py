@@ -381,6 +381,7 @@ def data_summary(ctx: AppContext) -> dict[str, Any]:
         cov = lake.coverage(timeframe)
         if cov.height == 0:
             continue
+        snapshot = lake.snapshot_status(timeframe)
         timeframes.append(
             {
                 "timeframe": timeframe.value,
@@ -388,6 +389,10 @@ def data_summary(ctx: AppContext) -> dict[str, Any]:
                 "rows": int(cov["rows"].sum()),
                 "first_date": _iso(cov["first_date"].min()),
                 "last_date": _iso(cov["last_date"].max()),
+                # The read snapshot (docs/data.md): how many symbols it serves as stored.
+                "snapshot": None
+                if snapshot is None or not snapshot.get("usable")
+                else {k: snapshot[k] for k in ("symbols", "fresh", "stale", "built_at")},
             }
         )
     repo = IngestionRepository(ctx.db)
