@@ -63,6 +63,16 @@ def test_a_run_records_its_steps_counts_and_logs(capsys, small):
     assert listed["peak_mb"] == run["peak_memory_mb"] > 50
 
 
+def test_a_runs_fetch_step_leaves_the_lakes_read_snapshot_fresh(capsys, small, monkeypatch):
+    monkeypatch.setenv("BREADTHFLOW_LAKE_SNAPSHOT_MIN_SYMBOLS", "4")
+    run = as_json(pipeline(capsys, "run", "small", "--format", "json"))
+    assert run["status"] == "succeeded"
+    status = as_json(run_cli(capsys, "data", "snapshot", "--status", "--format", "json"))
+    assert (status["usable"], status["symbols"], status["fresh"], status["stale"]) == (
+        True, 8, 8, 0,
+    )  # fmt: skip
+
+
 def test_a_second_run_fetches_and_stores_only_what_is_new(capsys, small):
     first = as_json(pipeline(capsys, "run", "small", "--format", "json"))
     second = as_json(pipeline(capsys, "run", "small", "--format", "json"))
