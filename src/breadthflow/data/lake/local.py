@@ -276,7 +276,8 @@ class LocalLake(ParquetLake):
                 # snapshot tells versions apart by (size, mtime). Set before the fsync.
                 written = os.fstat(file.fileno()).st_mtime_ns
                 if previous is not None and written <= previous:
-                    os.utime(file.fileno(), ns=(written, previous + 1))
+                    target = file.fileno() if os.utime in os.supports_fd else tmp
+                    os.utime(target, ns=(written, previous + 1))
                 # Data must be on disk before the rename, or a power cut could leave the
                 # new name pointing at an empty file. (The folder itself is not fsynced:
                 # atomicity does not need it, and at worst a power cut forgets the very
