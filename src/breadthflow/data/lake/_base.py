@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import posixpath
 import re
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -102,6 +104,19 @@ def encode_parquet(table: pa.Table) -> pa.Buffer:
         sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)],
     )
     return sink.getvalue()
+
+
+def remove_stale_tmp(folder: str | os.PathLike[str], keep: str | None = None) -> None:
+    """Delete the temp files (``.tmp-…``) in a folder on local disk that writers which died
+    more than :data:`STALE_TMP_SECONDS` ago left behind (``keep``: one's own)."""
+    cutoff = time.time() - STALE_TMP_SECONDS
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(TMP_PREFIX) or entry.path == keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
 
 
 def short_reason(exc: BaseException, limit: int = 240) -> str:

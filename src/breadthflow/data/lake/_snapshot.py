@@ -51,6 +51,7 @@ from filelock import FileLock, Timeout
 
 from breadthflow.core.errors import BackendUnavailableError, DataError
 from breadthflow.core.models import Timeframe, bar_schema
+from breadthflow.data.lake._base import TMP_PREFIX, remove_stale_tmp, short_reason
 
 log = logging.getLogger(__name__)
 _LOCAL_FS = pafs.LocalFileSystem()
@@ -67,8 +68,6 @@ MIN_SHARE = 0.25
 COMPRESSION = "lz4"
 ROW_GROUP_ROWS = 1 << 20
 LOCK_TIMEOUT_SECONDS = 600.0
-TMP_PREFIX = ".tmp-"
-STALE_TMP_SECONDS = 3600
 # A refresh whose partitions keep changing row counts under it gives up after this many.
 REFRESH_ATTEMPTS = 3
 # Changed partitions are counted this many at a time before a refresh copies them.
@@ -352,7 +351,7 @@ class Snapshots:
         }
         columns = list(bar_schema(timeframe))
         folder = path.parent
-        _remove_stale_tmp(folder)
+        remove_stale_tmp(folder)
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}{SNAPSHOT_FILE}"
         try:
             try:
@@ -365,8 +364,7 @@ class Snapshots:
                     maintain_order=True,
                 )
             except pl.exceptions.PolarsError as exc:  # an unreadable partition, most likely
-                reason = " ".join(str(exc).split())[:240]
-                raise DataError(f"lake snapshot {path} not written: {reason}") from exc
+                raise DataError(f"lake snapshot {path} not written: {short_reason(exc)}") from exc
             # A partition rewritten between the count and the copy may have changed its
             # number of rows, which would shift every later symbol: check before use.
             written = pl.read_parquet(tmp, columns=["symbol"]).get_column("symbol").rle()
@@ -388,7 +386,7 @@ class Snapshots:
         return int(offsets[-1]), size
 
     def status(self, timeframe: Timeframe, entries: Entries) -> dict[str, object]:
-        """How the snapshot stands against the stored partitions (``data status``)."""
+        """How the snapshot stands against the stored partitions (``data snapshot --status``)."""
         manifest = self.manifest(timeframe)
         if manifest is None:
             return {"timeframe": timeframe.value, "exists": self.path(timeframe).exists(),
@@ -523,17 +521,6 @@ def _read_manifest(path: Path, file: Identity) -> Manifest:
         raise ValueError("manifest symbols are not in order")
     return Manifest(file, symbols, offsets, sources, str(data.get("built_at", "")),
                     {s: k for k, s in enumerate(symbols)})  # fmt: skip
-
-
-def _remove_stale_tmp(folder: Path) -> None:
-    """Delete snapshot temp files of refreshes that died more than an hour ago."""
-    cutoff = time.time() - STALE_TMP_SECONDS
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(SNAPSHOT_FILE):
-                with contextlib.suppress(FileNotFoundError):
-                    if entry.stat().st_mtime < cutoff:
-                        os.unlink(entry.path)
 
 
 def _in_storage_order(keys: pl.DataFrame) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,11 +32,11 @@ from breadthflow.data.lake._base import (
     _SYMBOL_DIR,
     _TIMEFRAME_DIR,
     PART_FILE,
-    STALE_TMP_SECONDS,
     TMP_PREFIX,
     ParquetLake,
     _sorted_by_symbol_date,
     encode_parquet,
+    remove_stale_tmp,
     short_reason,
 )
 from breadthflow.data.lake._snapshot import (
@@ -265,7 +264,7 @@ class LocalLake(ParquetLake):
             os.makedirs(folder, exist_ok=True)
             fd = os.open(tmp, flags, 0o666)
         else:  # only a folder that already existed can hold a dead writer's temp file
-            _remove_stale_tmp(folder, keep=tmp)
+            remove_stale_tmp(folder, keep=tmp)
         try:
             previous = _mtime_ns(path)
             with os.fdopen(fd, "wb") as file:
@@ -363,18 +362,6 @@ def _outside(
 def _write_bytes(file: object, data: pa.Buffer) -> None:
     """Write the encoded partition to the temp file (a seam for crash tests)."""
     file.write(data)  # type: ignore[attr-defined]
-
-
-def _remove_stale_tmp(folder: str, keep: str) -> None:
-    """Delete temp files of writers that died more than an hour ago."""
-    cutoff = time.time() - STALE_TMP_SECONDS
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.name.startswith(TMP_PREFIX) or entry.path == keep:
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
 
 
 def local_path(url: str) -> Path:
