@@ -44,6 +44,8 @@ from pathlib import Path
 from _harness import peak_rss_mb, run_cases
 from breadth import START, end_date, lake_dir, prepare
 
+import breadthflow  # noqa: F401  (before Polars, as in every entry point: it tunes the allocator)
+
 HERE = Path(__file__).resolve().parent
 FORMULA = "close > sma(close, 200) and volume > 2 * sma(volume, 20)"
 COLUMNS = ["symbol", "date", "close", "volume"]

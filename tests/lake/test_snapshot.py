@@ -470,3 +470,35 @@ def test_a_refresh_counting_partitions_in_small_groups_writes_the_same_snapshot(
     frame, opened = lake.read_opening(None, Timeframe.D1)
     assert opened == []
     assert_frame_equal(frame, plain.read(None, Timeframe.D1))
+
+
+def test_a_snapshot_is_one_contiguous_row_group_up_to_its_configured_size(
+    tmp_path: Path,
+) -> None:
+    """By default the whole lake is one uncompressed row group, so a read gives contiguous
+    columns (no copy before the scan engine's loops); a smaller ``row_group_rows`` splits it
+    (bounding a refresh's memory) and reads stay the same."""
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "lake"
+    LocalLake(root).upsert(make_bars(SYMBOLS, count=40, seed=3), Timeframe.D1)
+    plain = LocalLake(root)
+    whole = LocalLake(root, snapshot_min_symbols=MIN)
+    whole.refresh_snapshot(Timeframe.D1)
+    meta = pq.read_metadata(snapshot_file(whole))
+    assert meta.num_row_groups == 1
+    assert meta.row_group(0).column(0).compression == "UNCOMPRESSED"
+    frame = whole.read(None, Timeframe.D1, columns=["close", "volume"])
+    assert frame.n_chunks("all") == [1, 1]
+    assert_frame_equal(frame, plain.read(None, Timeframe.D1, columns=["close", "volume"]))
+
+    snapshot_file(whole).unlink()
+    split = LocalLake(root, snapshot_min_symbols=MIN, snapshot_row_group_rows=100)
+    split.refresh_snapshot(Timeframe.D1)
+    assert pq.read_metadata(snapshot_file(split)).num_row_groups == 5  # 480 rows
+    assert_frame_equal(split.read(None, Timeframe.D1), plain.read(None, Timeframe.D1))
+    wanted = SYMBOLS[1:11]  # a span that starts and ends inside row groups
+    assert_frame_equal(
+        split.read(wanted, Timeframe.D1, columns=["date", "close"]),
+        plain.read(wanted, Timeframe.D1, columns=["date", "close"]),
+    )

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     lake_snapshot_min_symbols: int = Field(
         64, ge=1, description="Partitions (and wanted symbols) for the snapshot to be used"
     )
+    lake_snapshot_row_group_rows: int = Field(
+        1 << 24,
+        ge=1024,
+        description="Bars per row group of the read snapshot (bounds a refresh's memory)",
+    )
     strategies_file: Path | None = Field(
         None,
         description="TOML of strategy parameters over the packaged defaults "

@@ -44,6 +44,8 @@ import numpy as np
 import polars as pl
 from numba import njit
 
+from breadthflow.scan import _buffers
+
 __all__ = [
     "POS",
     "Segments",
@@ -640,9 +642,10 @@ def segments(
         return None
     lengths = _ro(np.diff(starts, append=size))
     days = _ro(date.cast(pl.Date).to_physical().to_numpy())
-    # Allocated by numpy, not inside the kernel: numpy asks for huge pages for large arrays,
-    # numba's allocator does not, and faulting in 4 KiB pages costs more than the loop.
-    pos = np.empty(size, dtype=np.int32)
+    # Allocated out here, not inside the kernel: numpy asks for huge pages for large arrays,
+    # numba's allocator does not, and faulting in 4 KiB pages costs more than the loop; and
+    # _buffers reuses the memory of the previous scan.
+    pos = _buffers.empty(size, np.int32)
     first_repeat = np.empty(lengths.shape[0], dtype=np.int64)
     counts: tuple[np.ndarray | None, ...] = (None, None, None)
     if dated is None:
@@ -684,8 +687,9 @@ def _kernel(kernel: Any, inputs: list[pl.Expr], *args: Any, scratch: int = 0) ->
     kernel fills ``out`` with finite values or NaN, and NaN becomes null.
 
     ``out`` and the scratch arrays are allocated here by numpy, which asks for huge pages
-    for large arrays; allocated inside the kernel (numba's allocator, 4 KiB pages) they cost
-    more in page faults than the SMA's loop itself. A large column is cut in two at a
+    for large arrays, and reused from scan to scan (:mod:`~breadthflow.scan._buffers`);
+    allocated inside the kernel (numba's allocator, 4 KiB pages) they cost more in page
+    faults than the SMA's loop itself. A large column is cut in two at a
     segment's start and the halves run side by side: the kernels restart at every segment,
     so the halves give the very same values as one pass. (Polars also runs the kernels of
     one stage side by side.)"""
@@ -696,8 +700,8 @@ def _kernel(kernel: Any, inputs: list[pl.Expr], *args: Any, scratch: int = 0) ->
         if size and pos[0] != 0:  # the kernels look back from a segment's start
             raise RuntimeError("a per-symbol kernel was given part of a symbol's bars")
         arrays = [_ro(c.cast(pl.Float64).to_numpy()) for c in columns[:-1]]
-        out = np.empty(size)
-        scratches = [np.empty(size) for _ in range(scratch)]
+        out = _buffers.empty(size)
+        scratches = [_buffers.empty(size) for _ in range(scratch)]
 
         def part(lo: int, hi: int) -> None:
             kernel(*(a[lo:hi] for a in arrays), pos[lo:hi], out[lo:hi],

@@ -40,6 +40,9 @@ from breadthflow.data.lake._base import (
     short_reason,
 )
 from breadthflow.data.lake._snapshot import (
+    ROW_GROUP_ROWS as SNAPSHOT_ROW_GROUP_ROWS,
+)
+from breadthflow.data.lake._snapshot import (
     Entries,
     Identity,
     SnapshotReport,
@@ -60,11 +63,17 @@ class LocalLake(ParquetLake):
     """Parquet partitions in a folder on this machine."""
 
     def __init__(
-        self, root: Path, *, workers: int = 4, snapshot_min_symbols: int | None = None
+        self,
+        root: Path,
+        *,
+        workers: int = 4,
+        snapshot_min_symbols: int | None = None,
+        snapshot_row_group_rows: int = SNAPSHOT_ROW_GROUP_ROWS,
     ) -> None:
         """``snapshot_min_symbols``: keep a read snapshot of the daily partitions (see
         :mod:`~breadthflow.data.lake._snapshot`) once there are that many, and read from it
-        when at least that many of its symbols are wanted; None: no snapshot."""
+        when at least that many of its symbols are wanted; None: no snapshot.
+        ``snapshot_row_group_rows``: the snapshot's rows per row group."""
         root = Path(root).expanduser().resolve()
         # Footers are read in the calling thread: from local disk a footer read is mostly
         # Python-side work, and extra threads only contend for the GIL (measured slower).
@@ -80,7 +89,9 @@ class LocalLake(ParquetLake):
         self._snapshots = (
             None
             if snapshot_min_symbols is None
-            else Snapshots(root / "bars", self._locks_dir, snapshot_min_symbols)
+            else Snapshots(
+                root / "bars", self._locks_dir, snapshot_min_symbols, snapshot_row_group_rows
+            )
         )
 
     @contextlib.contextmanager
@@ -392,4 +403,5 @@ def open_local_lake(url: str, settings: Settings) -> LocalLake:
         local_path(url),
         workers=settings.fetch_workers,
         snapshot_min_symbols=settings.lake_snapshot_min_symbols if settings.lake_snapshot else None,
+        snapshot_row_group_rows=settings.lake_snapshot_row_group_rows,
     )
