@@ -502,3 +502,20 @@ def test_a_snapshot_is_one_contiguous_row_group_up_to_its_configured_size(
         split.read(wanted, Timeframe.D1, columns=["date", "close"]),
         plain.read(wanted, Timeframe.D1, columns=["date", "close"]),
     )
+
+
+def test_partition_identities_split_across_threads_match_os_stat(
+    lakes: tuple[Spy, LocalLake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake, _ = lakes
+    folder = lake.path / "bars" / "timeframe=1d"
+    paths = [f"{folder}/symbol={s}/part-0.parquet" for s in SYMBOLS]
+    paths.insert(5, f"{folder}/symbol=NOPE/part-0.parquet")
+    monkeypatch.setattr(_snapshot, "STAT_SPLIT", 2)  # 13 paths: two halves on two threads
+    found = _snapshot.partition_identities(paths)
+    expected = [
+        (info.st_size, info.st_mtime_ns) if (info := os.stat(p)) else None
+        for p in paths[:5] + paths[6:]
+    ]
+    assert found[5] is None
+    assert found[:5] + found[6:] == expected

@@ -233,6 +233,7 @@ class BatchOutcome:
     matches: pl.DataFrame
     errors: dict[str, str]
     times_ms: dict[str, float]
+    _summary: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def results(self) -> list[ProcessingResult]:
         """One :class:`ProcessingResult` per symbol, in the job's order."""
@@ -260,15 +261,20 @@ class BatchOutcome:
 
     def summary(self) -> dict[str, Any]:
         """``processed, errors, matches, symbols_matched, total_time_ms`` — the same as
-        :meth:`ProcessingEngine.summary` of :meth:`results`."""
-        matched = self.matches.get_column("symbol").n_unique() if self.matches.height else 0
-        return {
-            "processed": len(self.symbols),
-            "errors": len(self.errors),
-            "matches": self.matches.height,
-            "symbols_matched": matched,
-            "total_time_ms": round(sum(round(t, 3) for t in self.times_ms.values()), 3),
-        }
+        :meth:`ProcessingEngine.summary` of :meth:`results`. Computed once (a copy each
+        call)."""
+        if self._summary is None:
+            matched = self.matches.get_column("symbol").n_unique() if self.matches.height else 0
+            total = round(sum(round(t, 3) for t in self.times_ms.values()), 3)
+            object.__setattr__(self, "_summary", {
+                "processed": len(self.symbols),
+                "errors": len(self.errors),
+                "matches": self.matches.height,
+                "symbols_matched": matched,
+                "total_time_ms": total,
+            })  # fmt: skip
+        assert self._summary is not None
+        return dict(self._summary)
 
 
 def warmup_days(warmup_bars: int) -> int:
@@ -921,18 +927,19 @@ class _Batch:
     def record(self, group: Sequence[str], part: _Part, elapsed_ms: float) -> None:
         """Record a group's outcome; its time is shared equally among its symbols."""
         share = elapsed_ms / len(group) if group else 0.0
-        for symbol in group:
-            self._times[symbol] = share
+        self._times.update(dict.fromkeys(group, share))
         counts: dict[str, int] = {}
+        debug = self._log.isEnabledFor(logging.DEBUG)
         if part.matches is not None and part.matches.height:
             self._parts.append(part.matches)
-            if self._log.isEnabledFor(logging.DEBUG):
+            if debug:
                 runs = part.matches.get_column("symbol").rle()
                 counts = dict(
                     zip(runs.struct.field("value").to_list(), runs.struct.field("len").to_list(),
                         strict=True)
                 )  # fmt: skip
-        for symbol in group:
+        # Without debug logging only the failed symbols need a look (5,000 symbols: ≈ 4 ms).
+        for symbol in group if debug else [s for s in group if s in part.errors]:
             error = part.errors.get(symbol)
             if error is not None:
                 self._errors[symbol] = error

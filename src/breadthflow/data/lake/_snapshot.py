@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,8 @@ ROW_GROUP_ROWS = 1 << 24
 LOCK_TIMEOUT_SECONDS = 600.0
 # A refresh whose partitions keep changing row counts under it gives up after this many.
 REFRESH_ATTEMPTS = 3
+# Partition stats are split across two threads from twice this many files.
+STAT_SPLIT = 1000
 # Changed partitions are counted this many at a time before a refresh copies them.
 COUNT_GROUP = 500
 
@@ -96,10 +99,14 @@ def partition_identities(paths: list[str]) -> list[Identity | None]:
     """The identities of the partition files at ``paths`` (None: no such file), in one call
     that runs without the GIL: thousands of ``os.stat`` calls from Python would each wait
     for the GIL, which a thread loading the scan's kernels holds for long stretches."""
-    infos = _LOCAL_FS.get_file_info(paths)
-    return [
-        (info.size, info.mtime_ns) if info.type == pafs.FileType.File else None for info in infos
-    ]
+    if len(paths) >= 2 * STAT_SPLIT:  # two threads, each stat'ing half (≈ 6 ms of 12 saved)
+        half = len(paths) // 2
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(_LOCAL_FS.get_file_info, paths[half:])
+            infos = _LOCAL_FS.get_file_info(paths[:half]) + second.result()
+    else:
+        infos = _LOCAL_FS.get_file_info(paths)
+    return [(info.size, info.mtime_ns) if info.is_file else None for info in infos]
 
 
 def identity(path: str | os.PathLike[str]) -> Identity | None:
@@ -429,6 +436,11 @@ class _Plan:
 
     @staticmethod
     def make(manifest: Manifest, entries: Entries) -> _Plan:
+        if (len(entries) == len(manifest.symbols)
+                and [k for _, k in entries.values()] == list(manifest.sources)
+                and list(entries) == list(manifest.symbols)):  # fmt: skip
+            # Every partition unchanged since the refresh: the whole file, in one run.
+            return _Plan([(True, 0, manifest.rows)], len(entries), manifest.rows)
         runs: list[tuple[bool, int, int]] = []
         fresh = fresh_rows = 0
         index, sources, offsets = manifest.index, manifest.sources, manifest.offsets
