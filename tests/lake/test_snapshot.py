@@ -472,10 +472,28 @@ def test_a_refresh_counting_partitions_in_small_groups_writes_the_same_snapshot(
     assert_frame_equal(frame, plain.read(None, Timeframe.D1))
 
 
+def test_row_groups_hold_what_a_refresh_can_buffer_in_a_quarter_of_the_memory() -> None:
+    auto = _snapshot.auto_row_group_rows
+    per_row = _snapshot.REFRESH_BYTES_PER_ROW
+    assert auto(8 << 30) == (8 << 30) // 4 // per_row  # an 8 GB laptop: ≈ 8.9 M bars
+    assert auto(64 << 30) == _snapshot.ROW_GROUP_ROWS  # capped
+    assert auto(256 << 20) == _snapshot.MIN_ROW_GROUP_ROWS  # floored
+    assert auto() >= _snapshot.MIN_ROW_GROUP_ROWS  # this machine's memory is found
+
+
+def test_a_bad_row_group_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    from breadthflow.core.config import load_settings
+    from breadthflow.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"lake_snapshot_row_group_rows.*at least 1024"):
+        load_settings(home=tmp_path, lake_snapshot_row_group_rows=100)
+    assert load_settings(home=tmp_path).lake_snapshot_row_group_rows == 0  # auto
+
+
 def test_a_snapshot_is_one_contiguous_row_group_up_to_its_configured_size(
     tmp_path: Path,
 ) -> None:
-    """By default the whole lake is one uncompressed row group, so a read gives contiguous
+    """By default a lake this size is one uncompressed row group, so a read gives contiguous
     columns (no copy before the scan engine's loops); a smaller ``row_group_rows`` splits it
     (bounding a refresh's memory) and reads stay the same."""
     import pyarrow.parquet as pq

@@ -70,9 +70,10 @@ class Settings(BaseSettings):
         64, ge=1, description="Partitions (and wanted symbols) for the snapshot to be used"
     )
     lake_snapshot_row_group_rows: int = Field(
-        1 << 24,
-        ge=1024,
-        description="Bars per row group of the read snapshot (bounds a refresh's memory)",
+        0,
+        ge=0,
+        description="Bars per row group of the read snapshot (bounds a refresh's memory); "
+        "0: from the machine's memory",
     )
     strategies_file: Path | None = Field(
         None,
@@ -161,6 +162,13 @@ class Settings(BaseSettings):
         unknown = [rule for rule in value if rule not in known]
         if unknown:
             raise ValueError(f"unknown alert rule '{unknown[0]}' — known: {', '.join(known)}")
+        return value
+
+    @field_validator("lake_snapshot_row_group_rows")
+    @classmethod
+    def _row_group(cls, value: int) -> int:
+        if 0 < value < 1024:
+            raise ValueError("expected 0 (from the machine's memory) or at least 1024")
         return value
 
     @field_validator("log_level")

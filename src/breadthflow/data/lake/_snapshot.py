@@ -70,10 +70,14 @@ MIN_SHARE = 0.25
 COMPRESSION = "uncompressed"
 # Rows per row group: a read gets one chunk per row group, and the engine's compiled loops
 # need contiguous columns, so a universe that spans several row groups is copied once more
-# after reading (≈ 0.04 s for 12.6 M bars). One row group holds up to 16.8 M bars; the
-# refresh buffers a row group in memory (≈ 2.8 GB at 12.6 M bars), which
-# ``lake_snapshot_row_group_rows`` bounds.
+# after reading (≈ 0.04 s for 12.6 M bars). A refresh buffers a whole row group (≈ 2.9 GB
+# at peak for 12.6 M bars), so by default a row group holds as many bars as a refresh can
+# buffer in a quarter of the machine's memory, between these two bounds
+# (``lake_snapshot_row_group_rows`` sets it instead).
 ROW_GROUP_ROWS = 1 << 24
+MIN_ROW_GROUP_ROWS = 1 << 20
+REFRESH_BYTES_PER_ROW = 240  # a refresh's peak memory per buffered bar (measured)
+MEMORY_SHARE = 0.25
 LOCK_TIMEOUT_SECONDS = 600.0
 # A refresh whose partitions keep changing row counts under it gives up after this many.
 REFRESH_ATTEMPTS = 3
@@ -107,6 +111,23 @@ def partition_identities(paths: list[str]) -> list[Identity | None]:
     else:
         infos = _LOCAL_FS.get_file_info(paths)
     return [(info.size, info.mtime_ns) if info.is_file else None for info in infos]
+
+
+def auto_row_group_rows(memory: int | None = None) -> int:
+    """Bars per snapshot row group for a machine with ``memory`` bytes (default: this one's):
+    what a refresh can buffer in :data:`MEMORY_SHARE` of it, within
+    :data:`MIN_ROW_GROUP_ROWS` … :data:`ROW_GROUP_ROWS`.
+
+    >>> auto_row_group_rows(24 << 30) == ROW_GROUP_ROWS, auto_row_group_rows(8 << 30)
+    (True, 8947848)
+    """
+    if memory is None:
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system
+            return MIN_ROW_GROUP_ROWS
+    rows = int(memory * MEMORY_SHARE) // REFRESH_BYTES_PER_ROW
+    return max(MIN_ROW_GROUP_ROWS, min(ROW_GROUP_ROWS, rows))
 
 
 def identity(path: str | os.PathLike[str]) -> Identity | None:
@@ -162,12 +183,13 @@ class Snapshots:
         bars_dir: Path,
         locks_dir: Path,
         min_symbols: int,
-        row_group_rows: int = ROW_GROUP_ROWS,
+        row_group_rows: int | None = None,
     ) -> None:
+        """``row_group_rows``: bars per row group; None or 0: :func:`auto_row_group_rows`."""
         self._bars = bars_dir
         self._locks = locks_dir
         self.min_symbols = max(1, min_symbols)
-        self.row_group_rows = max(1, row_group_rows)
+        self.row_group_rows = max(1, row_group_rows or auto_row_group_rows())
         self._cache: dict[Path, Manifest] = {}
         self._cache_lock = threading.Lock()
         self._warned: set[tuple[Path, Identity]] = set()

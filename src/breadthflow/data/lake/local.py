@@ -40,9 +40,6 @@ from breadthflow.data.lake._base import (
     short_reason,
 )
 from breadthflow.data.lake._snapshot import (
-    ROW_GROUP_ROWS as SNAPSHOT_ROW_GROUP_ROWS,
-)
-from breadthflow.data.lake._snapshot import (
     Entries,
     Identity,
     SnapshotReport,
@@ -68,12 +65,13 @@ class LocalLake(ParquetLake):
         *,
         workers: int = 4,
         snapshot_min_symbols: int | None = None,
-        snapshot_row_group_rows: int = SNAPSHOT_ROW_GROUP_ROWS,
+        snapshot_row_group_rows: int | None = None,
     ) -> None:
         """``snapshot_min_symbols``: keep a read snapshot of the daily partitions (see
         :mod:`~breadthflow.data.lake._snapshot`) once there are that many, and read from it
         when at least that many of its symbols are wanted; None: no snapshot.
-        ``snapshot_row_group_rows``: the snapshot's rows per row group."""
+        ``snapshot_row_group_rows``: the snapshot's rows per row group (None: from the
+        machine's memory)."""
         root = Path(root).expanduser().resolve()
         # Footers are read in the calling thread: from local disk a footer read is mostly
         # Python-side work, and extra threads only contend for the GIL (measured slower).
@@ -403,5 +401,5 @@ def open_local_lake(url: str, settings: Settings) -> LocalLake:
         local_path(url),
         workers=settings.fetch_workers,
         snapshot_min_symbols=settings.lake_snapshot_min_symbols if settings.lake_snapshot else None,
-        snapshot_row_group_rows=settings.lake_snapshot_row_group_rows,
+        snapshot_row_group_rows=settings.lake_snapshot_row_group_rows or None,
     )
