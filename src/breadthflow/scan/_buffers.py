@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -61,14 +62,16 @@ def empty(size: int, dtype: type[np.generic] | np.dtype = np.float64) -> np.ndar
             if fits and (best < 0 or have < _bases[best].nbytes) and _unused(k):
                 best = k
         if best < 0:
+            # Make room by dropping unused bases, the largest first.
             kept = sum(base.nbytes for base in _bases)
+            drop = set()
             for k in sorted(range(len(_bases)), key=lambda j: -_bases[j].nbytes):
                 if kept + nbytes <= LIMIT_BYTES:
                     break
                 if _unused(k):
+                    drop.add(k)
                     kept -= _bases[k].nbytes
-                    _bases[k] = _bases[k][:0]  # freed below
-            _bases[:] = [base for base in _bases if base.nbytes]
+            _keep(lambda k: k not in drop)
             if kept + nbytes > LIMIT_BYTES:
                 return np.empty(size, dtype=kind)
             # numpy asks the system for huge pages for an array this large.
@@ -87,13 +90,19 @@ def kept_bytes() -> tuple[int, int]:
 def release() -> None:
     """Give every base nothing uses back to the system (those in use stay kept)."""
     with _lock:
-        _bases[:] = [_bases[k] for k in range(len(_bases)) if not _unused(k)]
+        _keep(lambda k: not _unused(k))
 
 
-def _arm_trim() -> None:
+def _keep(wanted: Callable[[int], bool]) -> None:
+    """Keep the bases whose index is ``wanted`` (the others are freed); under the lock."""
+    _bases[:] = [_bases[k] for k in range(len(_bases)) if wanted(k)]
+
+
+def _arm_trim(delay: float | None = None) -> None:
+    """Release unused bases once no request came for IDLE_SECONDS; under the lock."""
     global _timer
     if _timer is None:
-        _timer = threading.Timer(IDLE_SECONDS, _trim)
+        _timer = threading.Timer(IDLE_SECONDS if delay is None else delay, _trim)
         _timer.daemon = True
         _timer.start()
 
@@ -104,8 +113,6 @@ def _trim() -> None:
         _timer = None
         idle = time.monotonic() - _last_request
         if idle < IDLE_SECONDS:  # asked for since: look again when it has been idle long enough
-            _timer = threading.Timer(IDLE_SECONDS - idle, _trim)
-            _timer.daemon = True
-            _timer.start()
+            _arm_trim(IDLE_SECONDS - idle)
             return
     release()

@@ -70,7 +70,7 @@ class LocalLake(ParquetLake):
         """``snapshot_min_symbols``: keep a read snapshot of the daily partitions (see
         :mod:`~breadthflow.data.lake._snapshot`) once there are that many, and read from it
         when at least that many of its symbols are wanted; None: no snapshot.
-        ``snapshot_row_group_rows``: the snapshot's rows per row group (None: from the
+        ``snapshot_row_group_rows``: the snapshot's rows per row group (None or 0: from the
         machine's memory)."""
         root = Path(root).expanduser().resolve()
         # Footers are read in the calling thread: from local disk a footer read is mostly
@@ -401,5 +401,5 @@ def open_local_lake(url: str, settings: Settings) -> LocalLake:
         local_path(url),
         workers=settings.fetch_workers,
         snapshot_min_symbols=settings.lake_snapshot_min_symbols if settings.lake_snapshot else None,
-        snapshot_row_group_rows=settings.lake_snapshot_row_group_rows or None,
+        snapshot_row_group_rows=settings.lake_snapshot_row_group_rows,  # 0: auto
     )
