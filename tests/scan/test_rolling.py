@@ -469,3 +469,29 @@ def test_check_bars_positions_feed_the_kernels():
                          positions=True)  # fmt: skip
     lengths = good.group_by("symbol", maintain_order=True).len().get_column("len").to_numpy()
     assert good.get_column(POS).to_list() == positions(lengths).tolist()
+
+
+# --- loading the kernels ----------------------------------------------------------------------
+
+LOADING_PROBE = """
+import gc
+import breadthflow  # noqa: F401
+from breadthflow.scan import _rolling
+
+before = len(gc.get_objects())
+_rolling.load_kernels(wait=True)
+print(before, gc.get_freeze_count(), len(gc.get_objects()))
+"""
+
+
+def test_loading_the_kernels_leaves_the_collector_only_new_objects():
+    """The objects of the imports and those the loading makes (numba's registries) are
+    frozen: the full collections a scan sets off later no longer walk them."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LOADING_PROBE], capture_output=True,
+                          text=True, check=True, timeout=120)  # fmt: skip
+    before, frozen, tracked = map(int, done.stdout.split())
+    assert frozen >= before > 10_000  # the imports' objects, and more made by the loading
+    assert tracked < frozen // 20

@@ -34,6 +34,7 @@ the scan's range and the bad bars) with compiled loops as well.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -529,6 +530,23 @@ def _call_each_kernel() -> None:
     _atr(ones, ones, ones, pos, out, np.empty(2), 1)
 
 
+def _load_each_kernel() -> None:
+    """Load every kernel with the cyclic garbage collector looking only at new objects.
+
+    Loading creates some hundred thousand long-lived objects (numba's typing and lowering
+    registries, and the modules they import): each full collection it sets off would walk
+    every object of the process, about 0.15 s in all on the first scan. So what exists
+    before — modules, classes, functions of the imports, which live as long as the process
+    — is frozen first (:func:`gc.freeze`: moved out of the collector's sight, still freed by
+    reference counting), and what the loading made is frozen after it.
+    """
+    gc.freeze()
+    try:
+        _call_each_kernel()
+    finally:
+        gc.freeze()
+
+
 def load_kernels(wait: bool = False) -> None:
     """Start loading the compiled kernels in a background thread (once per process); with
     ``wait``, also wait until they are loaded.
@@ -542,7 +560,7 @@ def load_kernels(wait: bool = False) -> None:
     with _loading_lock:
         if _loading is None:
             _loading = threading.Thread(
-                target=_call_each_kernel, name="breadthflow-scan-kernels", daemon=True
+                target=_load_each_kernel, name="breadthflow-scan-kernels", daemon=True
             )
             _loading.start()
         loading = _loading
