@@ -162,7 +162,7 @@ def test_a_damaged_snapshot_is_ignored_with_a_warning_and_rebuilt(
 
 def test_a_snapshot_without_our_manifest_is_not_used(lakes: tuple[Spy, LocalLake]) -> None:
     lake, plain = lakes
-    plain.read(None, Timeframe.D1).write_parquet(snapshot_file(lake))  # right rows, no manifest
+    plain.read(None, Timeframe.D1).write_ipc(snapshot_file(lake))  # right rows, no manifest
     frame, opened = lake.read_opening(None, Timeframe.D1)
     assert opened == SYMBOLS
     assert_frame_equal(frame, plain.read(None, Timeframe.D1))
@@ -344,13 +344,45 @@ def test_any_history_of_writes_and_refreshes_reads_like_the_partitions(
     assert_same_reads(lake, LocalLake(root), **read)
 
 
-def test_the_snapshot_is_an_ordinary_parquet_file_other_tools_can_read(
+def test_the_snapshot_is_an_ordinary_arrow_file_other_tools_can_read(
+    lakes: tuple[Spy, LocalLake],
+) -> None:
+    import pyarrow.feather as feather
+
+    lake, plain = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    assert snapshot_file(lake).name == "_snapshot.arrow"
+    assert_frame_equal(pl.read_ipc(snapshot_file(lake)), plain.read(None, Timeframe.D1))
+    table = feather.read_table(snapshot_file(lake))  # Feather v2 is Arrow IPC
+    assert table.num_rows == 480
+    assert table.column_names == plain.read(None, Timeframe.D1).columns
+
+
+def test_a_refresh_removes_an_earlier_versions_parquet_snapshot(
     lakes: tuple[Spy, LocalLake],
 ) -> None:
     lake, plain = lakes
+    legacy = snapshot_file(lake).with_name("_snapshot.parquet")
+    plain.read(None, Timeframe.D1).write_parquet(legacy)
     lake.refresh_snapshot(Timeframe.D1)
-    assert os.path.getsize(snapshot_file(lake)) > 0
-    assert_frame_equal(pl.read_parquet(snapshot_file(lake)), plain.read(None, Timeframe.D1))
+    assert not legacy.exists() and snapshot_file(lake).exists()
+    assert lake.read_opening(None, Timeframe.D1)[1] == []
+
+
+def test_a_frame_read_from_the_snapshot_outlives_the_files_replacement(
+    lakes: tuple[Spy, LocalLake],
+) -> None:
+    """Reads are views of the mapped file: a refresh replaces the file with a new one, and
+    the frames read before keep the rows they had."""
+    lake, plain = lakes
+    lake.refresh_snapshot(Timeframe.D1)
+    before = lake.read(None, Timeframe.D1)
+    kept = before.clone()
+    lake.upsert(make_bars(SYMBOLS[:6], count=40, seed=77), Timeframe.D1)
+    assert lake.refresh_snapshot(Timeframe.D1).status == "written"  # type: ignore[union-attr]
+    assert_frame_equal(before, kept)
+    assert_frame_equal(lake.read(None, Timeframe.D1), plain.read(None, Timeframe.D1))
+    assert not before.equals(lake.read(None, Timeframe.D1))
 
 
 def test_a_partition_whose_row_count_changes_during_a_refresh_is_caught_before_use(
@@ -493,19 +525,20 @@ def test_a_bad_row_group_setting_is_one_line_naming_it(tmp_path: Path) -> None:
 def test_a_snapshot_is_one_contiguous_row_group_up_to_its_configured_size(
     tmp_path: Path,
 ) -> None:
-    """By default a lake this size is one uncompressed row group, so a read gives contiguous
-    columns (no copy before the scan engine's loops); a smaller ``row_group_rows`` splits it
-    (bounding a refresh's memory) and reads stay the same."""
-    import pyarrow.parquet as pq
+    """By default a lake this size is one uncompressed record batch, so a read gives
+    contiguous columns (no copy before the scan engine's loops) that are views of the mapped
+    file; a smaller ``row_group_rows`` splits it (bounding a refresh's memory) and reads stay
+    the same."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
 
     root = tmp_path / "lake"
     LocalLake(root).upsert(make_bars(SYMBOLS, count=40, seed=3), Timeframe.D1)
     plain = LocalLake(root)
     whole = LocalLake(root, snapshot_min_symbols=MIN)
     whole.refresh_snapshot(Timeframe.D1)
-    meta = pq.read_metadata(snapshot_file(whole))
-    assert meta.num_row_groups == 1
-    assert meta.row_group(0).column(0).compression == "UNCOMPRESSED"
+    reader = ipc.open_file(pa.memory_map(str(snapshot_file(whole))))
+    assert reader.num_record_batches == 1
     frame = whole.read(None, Timeframe.D1, columns=["close", "volume"])
     assert frame.n_chunks("all") == [1, 1]
     assert_frame_equal(frame, plain.read(None, Timeframe.D1, columns=["close", "volume"]))
@@ -513,7 +546,10 @@ def test_a_snapshot_is_one_contiguous_row_group_up_to_its_configured_size(
     snapshot_file(whole).unlink()
     split = LocalLake(root, snapshot_min_symbols=MIN, snapshot_row_group_rows=100)
     split.refresh_snapshot(Timeframe.D1)
-    assert pq.read_metadata(snapshot_file(split)).num_row_groups == 5  # 480 rows
+    reader = ipc.open_file(pa.memory_map(str(snapshot_file(split))))
+    assert [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)] == [
+        100, 100, 100, 100, 80,
+    ]  # fmt: skip
     assert_frame_equal(split.read(None, Timeframe.D1), plain.read(None, Timeframe.D1))
     wanted = SYMBOLS[1:11]  # a span that starts and ends inside row groups
     assert_frame_equal(

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     lake_snapshot_row_group_rows: int = Field(
         0,
         ge=0,
-        description="Bars per row group of the read snapshot (bounds a refresh's memory); "
+        description="Bars per record batch of the read snapshot (bounds a refresh's memory); "
         "0: from the machine's memory",
     )
     strategies_file: Path | None = Field(

@@ -3,7 +3,7 @@
 Layout under the lake root (``file://…`` or ``s3://bucket/prefix``)::
 
     bars/timeframe=1d/symbol=AAPL/part-0.parquet
-    bars/timeframe=1d/_snapshot.parquet        (local lake) a read copy of every partition
+    bars/timeframe=1d/_snapshot.arrow          (local lake) a read copy of every partition
 
 Each file holds every bar of one ``(timeframe, symbol)`` with the columns of
 :func:`breadthflow.core.models.bar_schema`, sorted by date, unique per date. No file

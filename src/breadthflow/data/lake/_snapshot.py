@@ -1,13 +1,16 @@
-"""The read snapshot of a local lake: one Parquet file holding every partition of a timeframe.
+"""The read snapshot of a local lake: one Arrow file holding every partition of a timeframe.
 
 Reading thousands of one-symbol partitions costs per-file work (open, footer, one small
 chunk each) that dominates a whole-universe read: 5,000 daily partitions × 2,520 bars,
-four columns, ≈ 0.9 s, against ≈ 0.07 s for the same columns of one consolidated file.
+four columns, ≈ 0.9 s, against ≈ 0.07 s for the same columns of one consolidated Parquet
+file — and nothing at all for an uncompressed Arrow IPC file (Feather v2) mapped into
+memory: its columns are used where they lie in the page cache, with no copy and no decode.
 The snapshot is that consolidated file, kept next to the partitions::
 
-    bars/timeframe=1d/_snapshot.parquet     every symbol's bars, sorted by (symbol, date)
+    bars/timeframe=1d/_snapshot.arrow     every symbol's bars, sorted by (symbol, date)
 
-The partitions stay the truth. The snapshot's footer carries a manifest: for each symbol,
+The partitions stay the truth; the snapshot is a cache of them in the format that reads
+fastest. Its schema metadata carries a manifest: for each symbol,
 its row count and the identity of the partition file it was copied from (size and
 modification time in ns; the lake moves a partition's time forward on every rewrite, even
 where the filesystem's clock is coarse, so any rewrite changes the identity). A read
@@ -18,7 +21,10 @@ therefore never wrong, only slower.
 
 :meth:`Snapshots.refresh` (run after a fetch, or ``breadthflow data snapshot``) rewrites the
 snapshot from the old one plus the changed partitions, aside and renamed into place, so a
-crash leaves the old snapshot or the new one, and either is checked before use. Identities
+crash leaves the old snapshot or the new one, and either is checked before use; a file
+being read stays mapped as it was (replacing it makes a new file, it never rewrites one in
+place — nor should anything else: a file cut short under a mapping would crash the reader,
+so never edit the snapshot by hand). Identities
 are taken before the partitions are read: a partition rewritten during a refresh keeps an
 identity the snapshot does not record, and is read from its partition.
 
@@ -46,8 +52,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 from filelock import FileLock, Timeout
 
 from breadthflow.core.errors import BackendUnavailableError, DataError
@@ -57,22 +64,25 @@ from breadthflow.data.lake._base import TMP_PREFIX, remove_stale_tmp, short_reas
 log = logging.getLogger(__name__)
 _LOCAL_FS = pafs.LocalFileSystem()
 
-SNAPSHOT_FILE = "_snapshot.parquet"
+SNAPSHOT_FILE = "_snapshot.arrow"
+LEGACY_FILES = ("_snapshot.parquet",)  # earlier versions' snapshots, removed by a refresh
 MANIFEST_KEY = "breadthflow.snapshot"
-FORMAT_VERSION = 2  # 2: partition identities are (size, mtime_ns)
+FORMAT_VERSION = 3  # 2: partition identities are (size, mtime_ns); 3: Arrow IPC
+# Polars' newest Arrow layout: strings as views, which Polars then uses without a copy.
+ARROW_LEVEL = pl.CompatLevel.newest()
 # A read uses the snapshot when its fresh symbols number at least ``min_symbols`` and make
 # at least this share of the snapshot's rows: reading the whole file for a small slice of
 # it costs more than the few partitions.
 MIN_SHARE = 0.25
-# Stored uncompressed: a read of the scan's columns is then a copy out of the page cache
-# (≈ 0.045 s for symbol, date, close, volume of 5,000 × 2,520 bars, against ≈ 0.06 s with lz4
-# and ≈ 0.17 s with zstd), for 1.7× the disk of lz4 — the snapshot exists for speed.
-COMPRESSION = "uncompressed"
-# Rows per row group: a read gets one chunk per row group, and the engine's compiled loops
-# need contiguous columns, so a universe that spans several row groups is copied once more
-# after reading (≈ 0.04 s for 12.6 M bars). A refresh buffers a whole row group (≈ 2.9 GB
-# at peak for 12.6 M bars), so by default a row group holds as many bars as a refresh can
-# buffer in a quarter of the machine's memory, between these two bounds
+# Uncompressed and memory-mapped: a read of any columns is a view of the file in the page
+# cache (≈ 0.3 ms for symbol, date, close, volume of 5,000 × 2,520 bars, against ≈ 0.07 s
+# for the same columns of an uncompressed Parquet file), for about twice the disk (strings
+# are stored as views: 16 bytes a bar for the symbol) — the snapshot exists for speed.
+# Rows per record batch (the "row group" of the settings): a read gets one chunk per
+# batch, and the engine's compiled loops need contiguous columns, so a universe that spans
+# several batches is copied once after reading (≈ 0.04 s for 12.6 M bars). A refresh
+# buffers a whole batch, so by default a batch holds as many bars as a refresh can buffer
+# in a quarter of the machine's memory, between these two bounds
 # (``lake_snapshot_row_group_rows`` sets it instead).
 ROW_GROUP_ROWS = 1 << 24
 MIN_ROW_GROUP_ROWS = 1 << 20
@@ -114,7 +124,7 @@ def partition_identities(paths: list[str]) -> list[Identity | None]:
 
 
 def auto_row_group_rows(memory: int | None = None) -> int:
-    """Bars per snapshot row group for a machine with ``memory`` bytes (default: this one's):
+    """Bars per snapshot record batch for a machine with ``memory`` bytes (default: this one's):
     what a refresh can buffer in :data:`MEMORY_SHARE` of it, within
     :data:`MIN_ROW_GROUP_ROWS` … :data:`ROW_GROUP_ROWS`.
 
@@ -185,7 +195,7 @@ class Snapshots:
         min_symbols: int,
         row_group_rows: int | None = None,
     ) -> None:
-        """``row_group_rows``: bars per row group; None or 0: :func:`auto_row_group_rows`."""
+        """``row_group_rows``: bars per record batch; None or 0: :func:`auto_row_group_rows`."""
         self._bars = bars_dir
         self._locks = locks_dir
         self.min_symbols = max(1, min_symbols)
@@ -367,7 +377,8 @@ class Snapshots:
         for fresh, first, last in plan.runs:
             if fresh:
                 assert manifest is not None
-                pieces.append(pl.scan_parquet(path).slice(first, last - first))
+                every = list(bar_schema(timeframe))
+                pieces.append(_read_rows(path, every, first, last - first).lazy())
                 # Rows first … last are whole symbols k … of the old manifest.
                 offsets = manifest.offsets
                 for k in range(int(np.searchsorted(offsets, first)),
@@ -397,21 +408,18 @@ class Snapshots:
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}{SNAPSHOT_FILE}"
         try:
             try:
-                pl.concat(pieces, how="vertical").select(columns).sink_parquet(
-                    tmp,
-                    compression=COMPRESSION,
-                    statistics=True,
-                    row_group_size=self.row_group_rows,
-                    metadata={MANIFEST_KEY: json.dumps(document, separators=(",", ":"))},
-                    maintain_order=True,
-                )
+                _write_batches(
+                    pl.concat(pieces, how="vertical").select(columns), tmp,
+                    self.row_group_rows, json.dumps(document, separators=(",", ":")),
+                )  # fmt: skip
             except pl.exceptions.PolarsError as exc:  # an unreadable partition, most likely
                 raise DataError(f"lake snapshot {path} not written: {short_reason(exc)}") from exc
             # A partition rewritten between the count and the copy may have changed its
             # number of rows, which would shift every later symbol: check before use.
-            written = pl.read_parquet(tmp, columns=["symbol"]).get_column("symbol").rle()
+            written = _read_rows(tmp, ["symbol"], 0, None).get_column("symbol").rle()
             if (written.struct.field("value").to_list() != names
                     or written.struct.field("len").to_list() != lengths):  # fmt: skip
+                del written
                 tmp.unlink()
                 return None
             fd = os.open(tmp, os.O_RDONLY)
@@ -421,6 +429,9 @@ class Snapshots:
                 os.close(fd)
             size = tmp.stat().st_size
             os.replace(tmp, path)
+            for legacy in LEGACY_FILES:  # an earlier version's snapshot, now unused
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / legacy).unlink()
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -509,7 +520,7 @@ def _assemble(
         base, end = spans[0][0], spans[-1][1]
         try:
             snapshot = _read_rows(path, columns, base, end - base)
-        except (OSError, pl.exceptions.PolarsError) as exc:
+        except (OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
             raise _Unreadable(str(exc)) from exc
         if snapshot.height != end - base:
             raise _Unreadable(f"{snapshot.height} rows where its manifest says {end - base}")
@@ -540,9 +551,52 @@ def _assemble(
     return pl.concat(pieces, how="vertical", rechunk=False) if len(pieces) > 1 else pieces[0]
 
 
-def _read_rows(path: Path, columns: list[str], first: int, count: int) -> pl.DataFrame:
-    """Rows ``first … first + count`` of the snapshot file."""
-    return pl.scan_parquet(path).select(columns).slice(first, count).collect()
+def _open(path: Path) -> ipc.RecordBatchFileReader:
+    """The snapshot file, memory-mapped: what is read from it are views of the mapping,
+    which stays alive (also after the file is replaced) while any of them is."""
+    return ipc.open_file(pa.memory_map(str(path), "r"))
+
+
+def _read_rows(path: Path, columns: list[str], first: int, count: int | None) -> pl.DataFrame:
+    """Rows ``first … first + count`` (None: to the end) of the snapshot file: views of the
+    mapped file, no copy (a chunk per record batch)."""
+    table = _open(path).read_all().select(columns).slice(first, count)
+    return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
+
+
+def _write_batches(frame: pl.LazyFrame, path: Path, batch_rows: int, manifest: str) -> None:
+    """Stream ``frame`` into an uncompressed Arrow IPC file at ``path`` in record batches of
+    ``batch_rows`` (the last one shorter), the manifest in its schema metadata. Memory holds
+    about one batch."""
+    writer: ipc.RecordBatchFileWriter | None = None
+    held: list[pl.DataFrame] = []
+    count = 0
+
+    def write(rows: int) -> None:
+        nonlocal writer, held, count
+        whole = pl.concat(held, how="vertical", rechunk=True) if len(held) > 1 else held[0]
+        table = whole.head(rows).rechunk().to_arrow(compat_level=ARROW_LEVEL)
+        if writer is None:
+            schema = table.schema.with_metadata({MANIFEST_KEY: manifest})
+            writer = ipc.new_file(str(path), schema)
+        writer.write_table(table, max_chunksize=max(rows, 1))
+        rest = whole.slice(rows)
+        held, count = ([rest] if rest.height else []), rest.height
+
+    try:
+        for piece in frame.collect_batches(maintain_order=True):
+            if piece.height:
+                held.append(piece)
+                count += piece.height
+            while count >= batch_rows:
+                write(batch_rows)
+        if count or writer is None:
+            if not held:
+                held = [frame.clear().collect()]
+            write(count)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 class _Unreadable(Exception):
@@ -550,10 +604,10 @@ class _Unreadable(Exception):
 
 
 def _read_manifest(path: Path, file: Identity) -> Manifest:
-    meta = pq.read_metadata(path)
-    raw = (meta.metadata or {}).get(MANIFEST_KEY.encode())
+    reader = _open(path)
+    raw = (reader.schema.metadata or {}).get(MANIFEST_KEY.encode())
     if raw is None:
-        raise ValueError("no manifest in its footer")
+        raise ValueError("no manifest in its schema")
     data = json.loads(raw)
     if data.get("version") != FORMAT_VERSION:
         raise ValueError(f"manifest version {data.get('version')!r}, expected {FORMAT_VERSION}")
@@ -562,7 +616,7 @@ def _read_manifest(path: Path, file: Identity) -> Manifest:
     sources = tuple((int(size), int(mtime)) for size, mtime in data["sources"])
     if not (len(offsets) == len(symbols) + 1 == len(sources) + 1):
         raise ValueError("manifest lists differ in length")
-    if offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] != meta.num_rows:
+    if offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] != reader.count_rows():
         raise ValueError("manifest offsets do not match the file's rows")
     if any(a >= b for a, b in itertools.pairwise(symbols)):
         raise ValueError("manifest symbols are not in order")

@@ -70,7 +70,7 @@ class LocalLake(ParquetLake):
         """``snapshot_min_symbols``: keep a read snapshot of the daily partitions (see
         :mod:`~breadthflow.data.lake._snapshot`) once there are that many, and read from it
         when at least that many of its symbols are wanted; None: no snapshot.
-        ``snapshot_row_group_rows``: the snapshot's rows per row group (None or 0: from the
+        ``snapshot_row_group_rows``: the snapshot's rows per record batch (None or 0: from the
         machine's memory)."""
         root = Path(root).expanduser().resolve()
         # Footers are read in the calling thread: from local disk a footer read is mostly
