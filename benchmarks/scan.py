@@ -18,6 +18,9 @@ disturbs much less:
                     otherwise; the process still grows into its memory.
 - ``bf_scan_steady`` a long-lived process (API server, pipeline worker, dashboard): two scans
                     first, then the median of the next five (wall and CPU time).
+- ``bf_scan_paused``  a long-lived process that scans again after a pause (the dashboard
+                    with a user thinking, a scheduled pipeline): two scans, a 15 s pause —
+                    past the ten seconds its freed memory stays in use — then one scan.
 - ``bf_scan_partitions``  ``bf_scan_warm`` with the lake's read snapshot turned off
                     (``lake_snapshot = false``): every partition file is opened.
 - ``bf_eval``       the engine alone on bars already in memory:
@@ -55,13 +58,15 @@ CASES = (
     "bf_scan",
     "bf_scan_warm",
     "bf_scan_steady",
+    "bf_scan_paused",
     "bf_scan_partitions",
     "bf_eval",
     "pandas",
     "pandas_eval",
 )
-SCANS = ("bf_scan", "bf_scan_warm", "bf_scan_steady", "bf_scan_partitions")
+SCANS = ("bf_scan", "bf_scan_warm", "bf_scan_steady", "bf_scan_paused", "bf_scan_partitions")
 STEADY_RUNS = 5
+PAUSE_SECONDS = 15.0
 
 
 def pandas_matches(df, symbol: str):
@@ -96,8 +101,10 @@ def run_case(case: str, work: Path, symbols: int, days: int) -> dict:
         ctx = AppContext(settings)
         ctx.lake  # noqa: B018 - open the lake outside the timing
         universe = f"synthetic-{symbols}"
-        for _ in range({"bf_scan": 0, "bf_scan_steady": 2}.get(case, 1)):
+        for _ in range({"bf_scan": 0, "bf_scan_steady": 2, "bf_scan_paused": 2}.get(case, 1)):
             run_scan(ctx, FORMULA, period, universe=universe, store=False)
+        if case == "bf_scan_paused":
+            time.sleep(PAUSE_SECONDS)
         times = []
         for _ in range(STEADY_RUNS if case == "bf_scan_steady" else 1):
             began, cpu = time.perf_counter(), time.process_time()

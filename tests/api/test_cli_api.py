@@ -123,6 +123,18 @@ def _stop(process: subprocess.Popen[str]) -> int:
             process.kill()
 
 
+def _scan_kernels_loaded(base: str, wait: float = 120.0) -> bool:
+    """Whether the server reports its scan kernels loaded within ``wait`` seconds (the first
+    start after an install compiles them)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        checks = {c["name"]: c for c in httpx.get(f"{base}/health").json()["checks"]}
+        if checks["runner"]["info"].get("scan_kernels_loaded"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_serve_prints_an_admin_token_once_and_runs_everything(isolated_home) -> None:
     port = free_port()
     process, lines = _serve(isolated_home, port)
@@ -135,6 +147,7 @@ def test_serve_prints_an_admin_token_once_and_runs_everything(isolated_home) -> 
         created = httpx.post(f"{base}/api/v1/pipelines", json={"name": "x"},
                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         refused = httpx.post(f"{base}/api/v1/pipelines", json={"name": "y"})
+        warm = _scan_kernels_loaded(base)
     finally:
         code = _stop(process)
     assert url.startswith(f"http://127.0.0.1:{port}/?token=bf_")
@@ -142,6 +155,7 @@ def test_serve_prints_an_admin_token_once_and_runs_everything(isolated_home) -> 
     assert checks["runner"]["info"]["dispatcher_alive"] is True
     assert health["status"] == "ok", health
     assert created.status_code == 201 and refused.status_code == 401
+    assert warm  # the scan kernels were loaded at start, before any scan
     assert code == 0
     assert not (isolated_home / "runner.pid").exists()
 

@@ -41,6 +41,7 @@ class Background:
         workers: int = 2,
         poll: float = 1.0,
         dispatcher: bool = False,
+        warm_scan: bool = False,
     ) -> None:
         if workers < 0:
             raise InvalidInputError(f"invalid worker count {workers} — expected 0 or more")
@@ -52,6 +53,7 @@ class Background:
         # them: there are no local worker threads to watch.
         self.local_executor = ctx.settings.executor_url.strip() in ("", "local")
         self.dispatcher = dispatcher
+        self.warm_scan = warm_scan
         self._threads: list[threading.Thread] = []
         self._main: threading.Thread | None = None
         self._dispatch: threading.Thread | None = None
@@ -63,6 +65,10 @@ class Background:
     def start(self) -> None:
         """Start the threads; raises (one line) when a runner already serves this home."""
         self._start_runner()
+        if self.warm_scan:  # scans (API, dashboard, pipeline steps) answer warm from the first
+            from breadthflow.services.scan import warm_up
+
+            warm_up()
         if self.dispatcher:
             self._dispatch = threading.Thread(target=self._run_dispatcher, name="dispatcher",
                                               daemon=True)  # fmt: skip
@@ -189,6 +195,7 @@ class Background:
             workers_alive=min(alive, self.workers) if self.local_executor else 0,
             dispatcher=self.dispatcher,
             dispatcher_alive=self._dispatch is not None and self._dispatch.is_alive(),
+            scan_kernels_loaded=self.warm_scan and _scan_kernels_loaded(),
         )
 
 
@@ -207,3 +214,9 @@ class _ShutdownEvent:
 
     def wait(self, seconds: float | None = None) -> bool:
         return self.shutdown.wait(seconds if seconds is not None else 1e9)
+
+
+def _scan_kernels_loaded() -> bool:
+    from breadthflow.services.scan import warmed_up
+
+    return warmed_up()

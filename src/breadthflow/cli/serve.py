@@ -104,6 +104,7 @@ def serve(
         scheduler=not no_scheduler,
         workers=0 if no_worker else concurrency,
         dispatcher=not no_dispatcher,
+        warm_scan=True,
     )
     background.start()
     try:

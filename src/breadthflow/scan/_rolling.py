@@ -53,6 +53,7 @@ __all__ = [
     "atr",
     "bollinger",
     "ema",
+    "kernels_loaded",
     "load_kernels",
     "macd",
     "masked",
@@ -568,6 +569,12 @@ def load_kernels(wait: bool = False) -> None:
         loading = _loading
     if wait:
         loading.join()
+
+
+def kernels_loaded() -> bool:
+    """Whether this process has loaded the compiled kernels (:func:`load_kernels`)."""
+    loading = _loading
+    return loading is not None and not loading.is_alive()
 
 
 @dataclass(frozen=True)

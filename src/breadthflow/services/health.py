@@ -74,6 +74,7 @@ class InProcess:
     workers_alive: int
     dispatcher: bool = False
     dispatcher_alive: bool = False
+    scan_kernels_loaded: bool = False  # warmed up at start: the first scan skips the loading
 
 
 class _Down(Exception):

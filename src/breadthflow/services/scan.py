@@ -22,6 +22,7 @@ import polars as pl
 from breadthflow.core.errors import BreadthFlowError, InvalidInputError
 from breadthflow.core.models import DateRange, Timeframe, parse_date
 from breadthflow.engine import open_engine
+from breadthflow.scan._rolling import kernels_loaded, load_kernels
 from breadthflow.scan.engine import BatchOutcome, ProcessingEngine, ProcessingJob, ProcessingResult
 from breadthflow.scan.formula import Formula, compile_formula
 from breadthflow.services.context import AppContext
@@ -54,6 +55,18 @@ class ScanOutcome:
             "errors": self.errors,
             "matches": self.matches.to_dicts(),
         }
+
+
+def warm_up() -> None:
+    """Start loading the scan's compiled kernels in a background thread, as a server does
+    when it starts: its first scan then skips numba's start-up (a few tenths of a second;
+    docs/scan.md, "Execution model")."""
+    load_kernels()
+
+
+def warmed_up() -> bool:
+    """Whether this process has its scan kernels loaded."""
+    return kernels_loaded()
 
 
 def check(formula: str) -> Formula:
