@@ -371,14 +371,14 @@ class Snapshots:
                     f"other than its own — check the files under {path.parent}"
                 )
             counts |= found
+        columns = list(bar_schema(timeframe))
         names: list[str] = []
         lengths: list[int] = []
         pieces: list[pl.LazyFrame] = []
         for fresh, first, last in plan.runs:
             if fresh:
                 assert manifest is not None
-                every = list(bar_schema(timeframe))
-                pieces.append(_read_rows(path, every, first, last - first).lazy())
+                pieces.append(_read_rows(path, columns, first, last - first).lazy())
                 # Rows first … last are whole symbols k … of the old manifest.
                 offsets = manifest.offsets
                 for k in range(int(np.searchsorted(offsets, first)),
@@ -402,7 +402,6 @@ class Snapshots:
             "offsets": offsets.tolist(),
             "sources": [list(entries[name][1]) for name in names],
         }
-        columns = list(bar_schema(timeframe))
         folder = path.parent
         remove_stale_tmp(folder)
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}{SNAPSHOT_FILE}"
@@ -419,7 +418,6 @@ class Snapshots:
             written = _read_rows(tmp, ["symbol"], 0, None).get_column("symbol").rle()
             if (written.struct.field("value").to_list() != names
                     or written.struct.field("len").to_list() != lengths):  # fmt: skip
-                del written
                 tmp.unlink()
                 return None
             fd = os.open(tmp, os.O_RDONLY)
